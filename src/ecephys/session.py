@@ -1,0 +1,443 @@
+"""EcephysSession: one Allen ecephys session, with the AllenSDK's names and answers.
+
+A thin facade over :class:`ecephys.nwb.allen.AllenSessionFile`: tables come back as pandas
+DataFrames, waveforms as xarray DataArrays, spike trains as read-on-demand mappings. Each
+property is read from the file once and cached on the session.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from functools import cached_property
+from typing import IO, Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from ecephys.errors import EcephysWarning
+from ecephys.nwb.allen import AllenSessionFile, RaggedColumn
+from ecephys.units import (
+    UnitFilters,
+    build_channels_table,
+    build_units_table,
+    filter_units,
+    shape_units,
+)
+
+__all__ = ["EcephysSession", "UnitArrays", "UnitWaveforms", "open_session"]
+
+PathLike = str | os.PathLike
+
+
+class UnitArrays(Mapping[int, np.ndarray]):
+    """unit id → per-unit array (spike times in s, amplitudes in V), read from the file on demand.
+
+    Indexing one unit reads only that unit's slice; iterating over values reads the whole flat
+    dataset once and hands out views of it. ``flat`` and ``offsets`` give the concatenated data
+    of the units in this mapping for vectorised analysis.
+    """
+
+    def __init__(self, column: RaggedColumn, file_unit_ids: np.ndarray, unit_ids: np.ndarray) -> None:
+        self._column = column
+        self._row_of = {int(u): i for i, u in enumerate(file_unit_ids)}
+        self._unit_ids = np.asarray(unit_ids, dtype=np.int64)
+        self._keys = frozenset(int(u) for u in self._unit_ids)
+
+    def __getitem__(self, unit_id: int) -> np.ndarray:
+        key = int(unit_id)
+        if key not in self._keys:
+            raise KeyError(unit_id)
+        return self._column.row(self._row_of[key])
+
+    def __iter__(self) -> Iterator[int]:
+        return (int(u) for u in self._unit_ids)
+
+    def __len__(self) -> int:
+        return len(self._unit_ids)
+
+    def __contains__(self, unit_id: object) -> bool:
+        try:
+            return int(unit_id) in self._keys  # type: ignore[call-overload]
+        except (TypeError, ValueError):
+            return False
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}: {len(self)} units, {self._column.name}>"
+
+    def load(self) -> UnitArrays:
+        """Read every unit's data now (one read of the flat dataset); returns self."""
+        self._column.load()
+        return self
+
+    def values(self):  # type: ignore[override]
+        self.load()
+        return super().values()
+
+    def items(self):  # type: ignore[override]
+        self.load()
+        return super().items()
+
+    @property
+    def unit_ids(self) -> np.ndarray:
+        """The unit ids of this mapping, in its order (int64)."""
+        return self._unit_ids.copy()
+
+    @property
+    def row_slices(self) -> tuple[np.ndarray, np.ndarray]:
+        """Start and stop offsets of each unit (in ``unit_ids`` order) in the file's flat dataset."""
+        rows = np.fromiter((self._row_of[int(u)] for u in self._unit_ids), dtype=np.int64, count=len(self))
+        offsets = self._column.offsets
+        return offsets[rows], offsets[rows + 1]
+
+    def flat(self) -> tuple[np.ndarray, np.ndarray]:
+        """All units' data concatenated in ``unit_ids`` order, and the (n_units + 1,) offsets into it."""
+        starts, stops = self.row_slices
+        lengths = stops - starts
+        offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        data = self._column.load()
+        if np.array_equal(starts[1:], stops[:-1]) and (len(starts) == 0 or starts[0] == 0):
+            return data[: offsets[-1]], offsets
+        if len(starts) == 0:
+            return data[:0].copy(), offsets
+        index = np.repeat(starts - offsets[:-1], lengths) + np.arange(offsets[-1])
+        return data[index], offsets
+
+
+class UnitWaveforms(Mapping[int, xr.DataArray]):
+    """unit id → mean waveform DataArray (channel_id × time), µV, built when first asked for."""
+
+    def __init__(self, session: EcephysSession) -> None:
+        self._session = session
+        self._cache: dict[int, xr.DataArray] = {}
+
+    def _unit_ids(self) -> np.ndarray:
+        return self._session._retained_unit_ids_file_order
+
+    def __getitem__(self, unit_id: int) -> xr.DataArray:
+        key = int(unit_id)
+        if key not in self._cache:
+            self._cache[key] = self._session._mean_waveform(key)
+        return self._cache[key]
+
+    def __iter__(self) -> Iterator[int]:
+        return (int(u) for u in self._unit_ids())
+
+    def __len__(self) -> int:
+        return len(self._unit_ids())
+
+    def __contains__(self, unit_id: object) -> bool:
+        try:
+            return int(unit_id) in self._session._retained_unit_set  # type: ignore[call-overload]
+        except (TypeError, ValueError):
+            return False
+
+    def __repr__(self) -> str:
+        return f"<UnitWaveforms: {len(self)} units>"
+
+
+class EcephysSession:
+    """One Allen Visual Coding – Neuropixels session, read from its NWB file.
+
+    Build it with :func:`open_session` or :meth:`from_nwb_path`. Unit quality filters are the
+    AllenSDK's (``amplitude_cutoff_maximum=0.1``, ``presence_ratio_minimum=0.95``,
+    ``isi_violations_maximum=0.5``, ``filter_by_validity=True``,
+    ``filter_out_of_brain_units=True``); ``None`` or ±inf switches one off.
+    """
+
+    def __init__(
+        self,
+        nwb: AllenSessionFile,
+        *,
+        filters: UnitFilters | None = None,
+        lfp_paths: Mapping[int, PathLike] | None = None,
+    ) -> None:
+        self._nwb = nwb
+        self.filters = filters if filters is not None else UnitFilters()
+        self.lfp_paths = dict(lfp_paths or {})
+        self._warned_invalid_spikes = False
+
+    # -- construction --------------------------------------------------------------------
+    @classmethod
+    def from_nwb_path(
+        cls,
+        path: PathLike | IO[bytes],
+        nwb_version: int = 2,
+        api_kwargs: dict[str, Any] | None = None,
+        **kwargs,
+    ) -> EcephysSession:
+        """Open a session file, AllenSDK spelling: unit filters go in ``api_kwargs``."""
+        if int(nwb_version) != 2:
+            raise ValueError(f"nwb_version={nwb_version}: ecephys reads NWB 2 session files only.")
+        api_kwargs = dict(api_kwargs or {})
+        lfp_paths = api_kwargs.pop("probe_lfp_paths", None) or kwargs.pop("lfp_paths", None)
+        return open_session(path, lfp_paths=lfp_paths, **api_kwargs, **kwargs)
+
+    def close(self) -> None:
+        """Close the underlying file; cached tables stay usable."""
+        self._nwb.close()
+
+    def __enter__(self) -> EcephysSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<EcephysSession {self.ecephys_session_id} ({self._nwb.name})>"
+
+    # -- identity and metadata -----------------------------------------------------------
+    @property
+    def ecephys_session_id(self) -> int:
+        """The session id (int)."""
+        return self._nwb.session_id
+
+    @property
+    def session_start_time(self) -> datetime:
+        """When the session started, timezone-aware."""
+        return self._nwb.session_start_time
+
+    @property
+    def session_type(self) -> str:
+        """The stimulus set, e.g. ``brain_observatory_1.1`` or ``functional_connectivity``."""
+        return self._nwb.metadata["stimulus_name"]  # type: ignore[return-value]
+
+    @property
+    def specimen_name(self) -> str:
+        return self._nwb.metadata["specimen_name"]  # type: ignore[return-value]
+
+    @property
+    def age_in_days(self) -> float:
+        return self._nwb.metadata["age_in_days"]  # type: ignore[return-value]
+
+    @property
+    def sex(self) -> str:
+        return self._nwb.metadata["sex"]  # type: ignore[return-value]
+
+    @property
+    def full_genotype(self) -> str:
+        return self._nwb.metadata["full_genotype"]  # type: ignore[return-value]
+
+    @property
+    def rig_geometry_data(self) -> pd.DataFrame | None:
+        """Eye-tracking rig geometry: positions (mm) and rotations (degrees) by x/y/z, or None."""
+        rig = self._nwb.rig_metadata
+        return None if rig is None else rig["geometry"].copy()  # type: ignore[union-attr]
+
+    @property
+    def rig_equipment_name(self) -> str | None:
+        rig = self._nwb.rig_metadata
+        return None if rig is None else rig["equipment"]  # type: ignore[return-value]
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """The AllenSDK's session summary dict."""
+        return {
+            "specimen_name": self.specimen_name,
+            "session_type": self.session_type,
+            "full_genotype": self.full_genotype,
+            "sex": self.sex,
+            "age_in_days": self.age_in_days,
+            "rig_equipment_name": self.rig_equipment_name,
+            "num_units": self.num_units,
+            "num_channels": self.num_channels,
+            "num_probes": self.num_probes,
+            "num_stimulus_presentations": self.num_stimulus_presentations,
+            "session_start_time": self.session_start_time,
+            "ecephys_session_id": self.ecephys_session_id,
+            "structure_acronyms": self.structure_acronyms,
+            "stimulus_names": self.stimulus_names,
+        }
+
+    # -- probes, channels, units ---------------------------------------------------------
+    @cached_property
+    def probes(self) -> pd.DataFrame:
+        """Probes indexed by ``id``: description (probeA…), location, sampling rates (Hz), has_lfp_data."""
+        return self._nwb.probes.copy()
+
+    @cached_property
+    def _channels_all(self) -> pd.DataFrame:
+        return build_channels_table(self._nwb.electrodes, filter_by_validity=False)
+
+    @cached_property
+    def channels(self) -> pd.DataFrame:
+        """Channels indexed by ``id``; invalid ones dropped when ``filter_by_validity``."""
+        if not self.filters.filter_by_validity:
+            return self._channels_all.copy()
+        return build_channels_table(self._nwb.electrodes, filter_by_validity=True)
+
+    @cached_property
+    def _channel_structures(self) -> pd.Series:
+        """Unstripped structure acronym per channel id (NaN out of brain), from the file's locations."""
+        location = self._nwb.electrodes["location"].astype(object)
+        return location.where(~location.isin(["", "None"]) & location.notna(), np.nan)
+
+    @cached_property
+    def _units_shaped(self) -> pd.DataFrame:
+        return shape_units(self._nwb.units, self._channels_all["probe_id"], self._nwb.probes.index)
+
+    @cached_property
+    def _units_filtered(self) -> pd.DataFrame:
+        return filter_units(self._units_shaped, self._channels_all, self.filters)
+
+    @cached_property
+    def units(self) -> pd.DataFrame:
+        """Units that pass the filters, merged with their peak channel and probe, index ``unit_id``."""
+        return build_units_table(self._units_filtered, self.channels, self.probes)
+
+    @cached_property
+    def _retained_unit_ids_file_order(self) -> np.ndarray:
+        retained = self._retained_unit_set
+        return np.array([u for u in self._units_shaped.index if int(u) in retained], dtype=np.int64)
+
+    @cached_property
+    def _retained_unit_set(self) -> frozenset[int]:
+        return frozenset(int(u) for u in self.units.index)
+
+    @property
+    def num_units(self) -> int:
+        return int(self.units.shape[0])
+
+    @property
+    def num_probes(self) -> int:
+        return int(self.probes.shape[0])
+
+    @property
+    def num_channels(self) -> int:
+        return int(self.channels.shape[0])
+
+    @property
+    def structure_acronyms(self) -> list:
+        """Structures the channels pass through, in channel order, NaN for out of brain.
+
+        The AllenSDK answers this only through its project cache (from ``channels.csv``); without
+        it the AllenSDK raises KeyError. ecephys reads the same acronyms from the file's
+        electrode locations, so the answer is there with or without the cache.
+        """
+        if "ecephys_structure_acronym" in self.channels:
+            return self.channels["ecephys_structure_acronym"].unique().tolist()
+        return self._channel_structures.loc[self.channels.index].unique().tolist()
+
+    @property
+    def structurewise_unit_counts(self) -> pd.Series:
+        """Number of units per structure (unstripped acronym), most first."""
+        if "ecephys_structure_acronym" in self.units:
+            acronyms = self.units["ecephys_structure_acronym"]
+        else:
+            acronyms = self._channel_structures.reindex(self.units["peak_channel_id"].to_numpy())
+        counts = acronyms.value_counts()
+        return pd.Series(
+            counts.to_numpy(dtype=np.int64),
+            index=pd.Index(counts.index.to_numpy(), dtype=object),
+            name="ecephys_structure_acronym",
+        )
+
+    # -- spike data ----------------------------------------------------------------------
+    @cached_property
+    def _spike_times(self) -> UnitArrays:
+        return UnitArrays(self._nwb.spike_times, self._nwb.unit_ids, self._retained_unit_ids_file_order)
+
+    @property
+    def spike_times(self) -> UnitArrays:
+        """unit id → spike times (float64 s, sorted) for the units that pass the filters."""
+        if not self._warned_invalid_spikes:
+            self._warned_invalid_spikes = True
+            self._warn_invalid_spike_intervals()
+        return self._spike_times
+
+    @cached_property
+    def spike_amplitudes(self) -> UnitArrays:
+        """unit id → spike amplitudes (float64 V) for every unit in the file (not only filtered ones).
+
+        This follows the AllenSDK, whose ``spike_amplitudes`` is not restricted by the unit filters.
+        """
+        return UnitArrays(self._nwb.spike_amplitudes, self._nwb.unit_ids, self._units_shaped.index.to_numpy())
+
+    @cached_property
+    def mean_waveforms(self) -> UnitWaveforms:
+        """unit id → mean waveform (µV), DataArray over (channel_id, time in s), for filtered units."""
+        return UnitWaveforms(self)
+
+    @cached_property
+    def _channel_lookup(self) -> dict[int, np.ndarray]:
+        """Per probe: array whose entry i is the id of channel number i (-1 where not in channels)."""
+        lookup: dict[int, np.ndarray] = {}
+        channels = self.channels
+        for probe_id, group in channels.groupby("probe_id"):
+            numbers = group["probe_channel_number"].to_numpy()
+            table = np.full(int(numbers.max()) + 1 if len(numbers) else 0, -1, dtype=np.int64)
+            table[numbers] = group.index.to_numpy()
+            lookup[int(probe_id)] = table
+        return lookup
+
+    @cached_property
+    def _waveform_rows(self) -> dict[int, int]:
+        return {int(u): i for i, u in enumerate(self._nwb.unit_ids)}
+
+    def _mean_waveform(self, unit_id: int) -> xr.DataArray:
+        if unit_id not in self._retained_unit_set:
+            raise KeyError(unit_id)
+        probe_id = int(self.units.at[unit_id, "probe_id"])
+        data = np.asarray(self._nwb.waveform_mean.row(self._waveform_rows[unit_id]))
+        lookup = self._channel_lookup.get(probe_id, np.empty(0, dtype=np.int64))
+        numbers = np.arange(data.shape[0])
+        channel_ids = np.full(data.shape[0], -1, dtype=np.int64)
+        known = numbers < len(lookup)
+        channel_ids[known] = lookup[numbers[known]]
+        keep = channel_ids != -1
+        sampling_rate = float(self.probes.at[probe_id, "sampling_rate"])
+        return xr.DataArray(
+            data=data[keep],
+            dims=["channel_id", "time"],
+            coords={"channel_id": channel_ids[keep], "time": np.arange(data.shape[1]) / sampling_rate},
+        )
+
+    # -- stimulus-related parts used by the summary ----------------------------------------
+    def _warn_invalid_spike_intervals(self) -> None:
+        """Warn once, as the AllenSDK does, when invalid intervals touch this session's probes."""
+        tags = set(self.probes["description"]) | {"all_probes"}
+        if any(tags & set(row) for row in self._invalid_time_tags()):
+            warnings.warn(
+                f"session {self.ecephys_session_id} has invalid time intervals (see "
+                "session.invalid_times); spikes inside them may need to be excluded from analysis.",
+                EcephysWarning,
+                stacklevel=3,
+            )
+
+    def _invalid_time_tags(self) -> list[list[str]]:
+        group = self._nwb.file.get("intervals/invalid_times")
+        if group is None or "tags" not in group:
+            return []
+        from ecephys.nwb.table import read_ragged_lists
+
+        return read_ragged_lists(group, "tags")
+
+
+def open_session(
+    path: PathLike | IO[bytes],
+    *,
+    amplitude_cutoff_maximum: float | None = 0.1,
+    presence_ratio_minimum: float | None = 0.95,
+    isi_violations_maximum: float | None = 0.5,
+    filter_by_validity: bool = True,
+    filter_out_of_brain_units: bool = True,
+    lfp_paths: Mapping[int, PathLike] | None = None,
+) -> EcephysSession:
+    """Open an Allen ecephys session NWB file (cheap: tables are read when first used).
+
+    The keyword arguments are the AllenSDK's unit filters; ``None`` or ±inf turns one off.
+    ``lfp_paths`` maps probe id → LFP file; by default the files beside the session file
+    (``probe_<id>_lfp.nwb``, the cache layout) are used.
+    """
+    filters = UnitFilters.from_kwargs(
+        amplitude_cutoff_maximum=amplitude_cutoff_maximum,
+        presence_ratio_minimum=presence_ratio_minimum,
+        isi_violations_maximum=isi_violations_maximum,
+        filter_by_validity=filter_by_validity,
+        filter_out_of_brain_units=filter_out_of_brain_units,
+    )
+    return EcephysSession(AllenSessionFile(path), filters=filters, lfp_paths=lfp_paths)
