@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Make the peers' virtual environments for bench/ (not needed by the tests):
+#   bench/_venvs/allensdk  — the AllenSDK 2.16.2 with its pinned stack (../shared/peers lock file)
+# Usage: bash bench/peers.sh   (override the folder with ECEPHYS_BENCH_VENVS=/somewhere)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+venvs=${ECEPHYS_BENCH_VENVS:-$here/_venvs}
+lock="$here/../../shared/peers/allensdk-2.16.2.lock.txt"
+mkdir -p "$venvs"
+if [ ! -x "$venvs/allensdk/bin/python" ]; then
+  python3 -m venv "$venvs/allensdk"
+  if [ -f "$lock" ]; then
+    "$venvs/allensdk/bin/pip" install --quiet -r "$lock"
+  else
+    "$venvs/allensdk/bin/pip" install --quiet "allensdk==2.16.2" "hdmf<4"
+  fi
+fi
+echo "AllenSDK peer: $venvs/allensdk/bin/python"
