@@ -223,3 +223,59 @@ def test_spike_times_warning_comes_once():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         _ = session.spike_times
+
+
+# -- stimuli and behaviour through the session (the functions are tested in test_stimuli.py) --
+@pytest.mark.parametrize(
+    ("attribute", "reference", "sort_columns"),
+    [
+        ("stimulus_presentations", "stimulus_presentations.json", True),
+        ("stimulus_conditions", "stimulus_conditions.json", True),
+        ("invalid_times", "invalid_times.json", False),
+        ("optogenetic_stimulation_epochs", "optogenetic_stimulation_epochs.json", False),
+    ],
+)
+def test_stimulus_tables_through_the_session(case, attribute, reference, sort_columns):
+    session, ref = case
+    frame = getattr(session, attribute)
+    assert_frame_matches_reference(frame, ref / reference, sort_columns=sort_columns)
+
+
+def test_stimulus_methods_through_the_session(case):
+    session, ref = case
+    assert_frame_matches_reference(
+        session.get_stimulus_table(["drifting_gratings"]),
+        ref / "get_stimulus_table_drifting_gratings.json",
+        sort_columns=True,
+    )
+    assert_frame_matches_reference(
+        session.get_stimulus_epochs(duration_thresholds={"spontaneous_activity": 90}),
+        ref / "get_stimulus_epochs.json",
+        sort_columns=True,
+    )
+    assert_frame_matches_reference(
+        session.get_inter_presentation_intervals_for_stimulus(["flashes"]),
+        ref / "get_inter_presentation_intervals_for_stimulus_flashes.json",
+    )
+    values = session.get_parameter_values_for_stimulus("drifting_gratings")
+    expected = load_json(ref / "parameter_values_drifting_gratings.json")
+    assert {k: list(v) for k, v in values.items()} == expected
+
+
+@pytest.mark.parametrize("fixture", FIXTURE_NAMES)
+def test_full_metadata_equals_allensdk_cache_answer(fixture):
+    """Without the project cache the AllenSDK raises KeyError here; we answer from the file."""
+    session = ecephys.open_session(session_path(fixture))
+    ref = reference_dir(fixture, "default")
+    expected = load_json(ref.parent / "cache" / "metadata.json")
+    ours = session.metadata
+    assert sorted(ours) == sorted(expected)
+    for key, value in expected.items():
+        if key == "session_start_time":
+            assert ours[key].isoformat() == value
+        elif key == "structure_acronyms":
+            assert [None if pd.isna(a) else a for a in ours[key]] == [
+                None if pd.isna(a) else a for a in value
+            ]
+        else:
+            assert ours[key] == value, key

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ecephys import stimuli
 from ecephys.errors import EcephysWarning
 from ecephys.nwb.allen import AllenSessionFile, RaggedColumn
 from ecephys.units import (
@@ -396,25 +397,120 @@ class EcephysSession:
             coords={"channel_id": channel_ids[keep], "time": np.arange(data.shape[1]) / sampling_rate},
         )
 
-    # -- stimulus-related parts used by the summary ----------------------------------------
+    # -- stimuli and behaviour -------------------------------------------------------------
+    @cached_property
+    def _stimulus_tables(self) -> stimuli.StimulusTables:
+        return stimuli.load_stimulus_tables(self._nwb.file)
+
+    @property
+    def stimulus_presentations(self) -> pd.DataFrame:
+        """Every presentation (index ``stimulus_presentation_id``; times in s), detailed parameters hidden.
+
+        Inapplicable parameters are the string ``"null"``; presentations overlapping an invalid
+        ``stimulus`` epoch are ``invalid_presentation`` rows with NaN parameters, as in the AllenSDK.
+        """
+        return stimuli.remove_detailed_parameters(self._stimulus_tables.presentations)
+
+    @property
+    def stimulus_conditions(self) -> pd.DataFrame:
+        """The unique parameter combinations, indexed by ``stimulus_condition_id``."""
+        return self._stimulus_tables.conditions
+
+    @property
+    def stimulus_names(self) -> list[str]:
+        """Stimulus names in order of first presentation (``invalid_presentation`` included)."""
+        return stimuli.stimulus_names(self._stimulus_tables.presentations)
+
+    @property
+    def num_stimulus_presentations(self) -> int:
+        return int(self._stimulus_tables.presentations.shape[0])
+
+    def get_stimulus_table(
+        self,
+        stimulus_names: str | list[str] | None = None,
+        include_detailed_parameters: bool = False,
+        include_unused_parameters: bool = False,
+    ) -> pd.DataFrame:
+        """Presentations of the named stimuli (all when None), optionally with detailed/unused columns."""
+        return stimuli.get_stimulus_table(
+            self._stimulus_tables.presentations,
+            stimulus_names,
+            include_detailed_parameters=include_detailed_parameters,
+            include_unused_parameters=include_unused_parameters,
+        )
+
+    def get_stimulus_epochs(self, duration_thresholds: dict[str, float] | None = None) -> pd.DataFrame:
+        """Blocks of consecutive presentations of one stimulus, with start/stop/duration (s).
+
+        Unlike the AllenSDK, the default drops ``spontaneous`` epochs shorter than 90 s (its
+        default names ``spontaneous_activity``, which never matches); pass ``{}`` to keep all.
+        """
+        return stimuli.get_stimulus_epochs(self._stimulus_tables.presentations, duration_thresholds)
+
+    def get_stimulus_parameter_values(
+        self, stimulus_presentation_ids: list[int] | None = None, drop_nulls: bool = True
+    ) -> dict[str, np.ndarray]:
+        """Parameter name → the unique values it takes over the given presentations (all when None)."""
+        return stimuli.get_stimulus_parameter_values(
+            self._stimulus_tables.presentations, stimulus_presentation_ids, drop_nulls=drop_nulls
+        )
+
+    def get_parameter_values_for_stimulus(
+        self, stimulus_name: str, drop_nulls: bool = True
+    ) -> dict[str, np.ndarray]:
+        """Parameter name → unique values, over the presentations of one stimulus."""
+        return stimuli.get_parameter_values_for_stimulus(
+            self._stimulus_tables.presentations, stimulus_name, drop_nulls=drop_nulls
+        )
+
+    @cached_property
+    def inter_presentation_intervals(self) -> pd.DataFrame:
+        """Gap (s) from each presentation's stop to the next one's start, by (from, to) ids."""
+        return stimuli.inter_presentation_intervals(self._stimulus_tables.presentations)
+
+    def get_inter_presentation_intervals_for_stimulus(self, stimulus_names: str | list[str]) -> pd.DataFrame:
+        """The inter-presentation intervals between presentations of the named stimuli."""
+        return stimuli.get_inter_presentation_intervals_for_stimulus(
+            self._stimulus_tables.presentations, stimulus_names, intervals=self.inter_presentation_intervals
+        )
+
+    @cached_property
+    def invalid_times(self) -> pd.DataFrame:
+        """Invalid intervals: start_time, stop_time (s) and tags ([scope, id, label])."""
+        return stimuli.invalid_times(self._nwb.file)
+
+    def get_invalid_times(self) -> pd.DataFrame:
+        """The invalid intervals (a copy of ``invalid_times``)."""
+        return self.invalid_times.copy()
+
+    @cached_property
+    def running_speed(self) -> pd.DataFrame:
+        """Running speed: start_time, end_time (s) and velocity (cm/s)."""
+        return stimuli.running_speed(self._nwb.file)
+
+    @cached_property
+    def optogenetic_stimulation_epochs(self) -> pd.DataFrame:
+        """Optotagging laser epochs: start/stop (s), condition, level, stimulus_name, duration (s)."""
+        return stimuli.optogenetic_stimulation_epochs(self._nwb.file)
+
+    def get_pupil_data(self) -> pd.DataFrame:
+        """Pupil, corneal-reflection and eye ellipse fits by frame time (index ``Time (s)``)."""
+        return stimuli.pupil_data(self._nwb.file)
+
+    def get_screen_gaze_data(self, include_filtered_data: bool = False) -> pd.DataFrame:
+        """Gaze position on the screen (cm, degrees) and eye/pupil areas by frame time."""
+        return stimuli.screen_gaze_data(self._nwb.file, include_filtered_data=include_filtered_data)
+
     def _warn_invalid_spike_intervals(self) -> None:
         """Warn once, as the AllenSDK does, when invalid intervals touch this session's probes."""
-        tags = set(self.probes["description"]) | {"all_probes"}
-        if any(tags & set(row) for row in self._invalid_time_tags()):
+        tags = [*self.probes["description"], "all_probes"]
+        if not stimuli.filter_invalid_times_by_tags(self.invalid_times, tags).empty:
             warnings.warn(
                 f"session {self.ecephys_session_id} has invalid time intervals (see "
                 "session.invalid_times); spikes inside them may need to be excluded from analysis.",
                 EcephysWarning,
                 stacklevel=3,
             )
-
-    def _invalid_time_tags(self) -> list[list[str]]:
-        group = self._nwb.file.get("intervals/invalid_times")
-        if group is None or "tags" not in group:
-            return []
-        from ecephys.nwb.table import read_ragged_lists
-
-        return read_ragged_lists(group, "tags")
 
 
 def open_session(
