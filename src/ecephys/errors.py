@@ -8,6 +8,7 @@
     │   └── TransientSourceError      (the only kind that is retried)
     ├── IntegrityError                (path, expected, actual)
     ├── UnknownSessionError           (also KeyError)
+    ├── UnknownProbeError             (also KeyError)
     ├── NWBFormatError                (also ValueError)
     │   ├── NotHDF5Error
     │   ├── TruncatedFileError
@@ -39,6 +40,7 @@ __all__ = [
     "SourceError",
     "TransientSourceError",
     "TruncatedFileError",
+    "UnknownProbeError",
     "UnknownSessionError",
 ]
 
@@ -81,6 +83,13 @@ class UnknownSessionError(EcephysError, KeyError):
     """A session id that the project does not have."""
 
     def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class UnknownProbeError(EcephysError, KeyError):
+    """A probe id that the session does not have."""
+
+    def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
 
 

@@ -19,8 +19,9 @@ import pandas as pd
 import xarray as xr
 
 from ecephys import stimuli
-from ecephys.errors import EcephysWarning
+from ecephys.errors import EcephysWarning, MissingDataError, SessionFileNotFound, UnknownProbeError
 from ecephys.nwb.allen import AllenSessionFile, RaggedColumn
+from ecephys.nwb.lfp import ProbeLFPFile, TimeWindow, lfp_path_beside
 from ecephys.units import (
     UnitFilters,
     build_channels_table,
@@ -159,7 +160,8 @@ class EcephysSession:
     ) -> None:
         self._nwb = nwb
         self.filters = filters if filters is not None else UnitFilters()
-        self.lfp_paths = dict(lfp_paths or {})
+        self.lfp_paths = {int(k): v for k, v in (lfp_paths or {}).items()}
+        self._lfp_files: dict[int, ProbeLFPFile] = {}
         self._warned_invalid_spikes = False
 
     # -- construction --------------------------------------------------------------------
@@ -179,7 +181,10 @@ class EcephysSession:
         return open_session(path, lfp_paths=lfp_paths, **api_kwargs, **kwargs)
 
     def close(self) -> None:
-        """Close the underlying file; cached tables stay usable."""
+        """Close the session file and any open LFP files; cached tables stay usable."""
+        for lfp in self._lfp_files.values():
+            lfp.close()
+        self._lfp_files.clear()
         self._nwb.close()
 
     def __enter__(self) -> EcephysSession:
@@ -501,6 +506,108 @@ class EcephysSession:
         """Gaze position on the screen (cm, degrees) and eye/pupil areas by frame time."""
         return stimuli.screen_gaze_data(self._nwb.file, include_filtered_data=include_filtered_data)
 
+    # -- LFP and CSD -------------------------------------------------------------------------
+    def _probe_row(self, probe_id: int) -> pd.Series:
+        try:
+            return self.probes.loc[int(probe_id)]
+        except (KeyError, TypeError, ValueError) as err:
+            raise UnknownProbeError(
+                f"session {self.ecephys_session_id} has no probe {probe_id!r}; its probes are "
+                f"{self.probes.index.tolist()} (see session.probes)"
+            ) from err
+
+    def _lfp_file(self, probe_id: int) -> ProbeLFPFile:
+        """The open LFP file of a probe: from ``lfp_paths``, else beside the session file."""
+        probe = self._probe_row(probe_id)
+        probe_id = int(probe_id)
+        if probe_id in self._lfp_files:
+            return self._lfp_files[probe_id]
+        with_lfp = self.probes.index[self.probes["has_lfp_data"]].tolist()
+        if not bool(probe["has_lfp_data"]):
+            raise MissingDataError(
+                f"probe {probe_id} ({probe['description']}) of session {self.ecephys_session_id} has no LFP "
+                f"data (has_lfp_data is False); probes with LFP: {with_lfp}"
+            )
+        source = self.lfp_paths.get(probe_id)
+        if source is None:
+            if self._nwb.path is None:
+                raise MissingDataError(
+                    f"probe {probe_id}: no LFP file given for this session; pass "
+                    "lfp_paths={probe_id: path} to open_session, or open it through an EcephysProjectCache."
+                )
+            source = lfp_path_beside(self._nwb.path, probe_id)
+        if isinstance(source, str | os.PathLike) and not os.path.exists(source):
+            raise SessionFileNotFound(
+                f"probe {probe_id} ({probe['description']}): its LFP file {source} does not exist; "
+                "download it (EcephysProjectCache.get_session_data(...).get_lfp downloads it, as does "
+                "`ecephys download --lfp`) or pass lfp_paths={probe_id: path} to open_session.",
+                path=source,
+            )
+        self._lfp_files[probe_id] = ProbeLFPFile(source, probe_id)
+        return self._lfp_files[probe_id]
+
+    def get_lfp(
+        self,
+        probe_id: int,
+        mask_invalid_intervals: bool = True,
+        *,
+        time: TimeWindow = None,
+        channels: list[int] | np.ndarray | None = None,
+        lazy: bool = False,
+    ) -> xr.DataArray:
+        """LFP of one probe in volts: DataArray 'LFP' over (time in s, channel id).
+
+        ``time=slice(start, stop)`` (inclusive, as ``.sel``) and ``channels=[ids]`` read only that
+        part of the file; ``lazy=True`` returns a dask-backed array of the whole series. Samples in
+        invalid intervals tagged with this probe or ``all_probes`` are NaN unless
+        ``mask_invalid_intervals=False``.
+        """
+        lfp_file = self._lfp_file(probe_id)
+        lfp = lfp_file.read_lazy(channels) if lazy else lfp_file.read(time, channels)
+        if lazy and time is not None:
+            lfp = lfp.sel(time=time if isinstance(time, slice) else slice(*time))
+        if not mask_invalid_intervals:
+            return lfp
+        tags = [self._probe_row(probe_id)["description"], "all_probes"]
+        invalid = stimuli.filter_invalid_times_by_tags(self.invalid_times, tags)
+        masked = _invalid_samples(lfp["time"].to_numpy(), invalid)
+        if not masked.any():
+            return lfp
+        if lazy:
+            return lfp.where(xr.DataArray(~masked, dims=["time"]))
+        lfp.values[masked, :] = np.nan
+        return lfp
+
+    def get_current_source_density(self, probe_id: int) -> xr.DataArray:
+        """Flash-evoked current source density of one probe (V/cm²) over (virtual channel, time in s)."""
+        return self._lfp_file(probe_id).current_source_density()
+
+    def channel_structure_intervals(
+        self, channel_ids: list[int] | np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Runs of consecutive channels in the same structure: labels and (n + 1) boundary indices.
+
+        Channels are taken in the order given. Without the project cache (whose structure ids the
+        AllenSDK needs, else KeyError) the unstripped acronyms of the file's locations are used.
+        """
+        channel_ids = np.asarray(channel_ids)
+        table = self.channels.loc[channel_ids]
+        if table["probe_id"].nunique() > 1:
+            warnings.warn(
+                "channel_structure_intervals: the channels come from several probes; "
+                "structure boundaries across probes are not meaningful.",
+                EcephysWarning,
+                stacklevel=2,
+            )
+        if "ecephys_structure_id" in table:
+            keys = table["ecephys_structure_id"].to_numpy()
+            labels = table["ecephys_structure_acronym"].to_numpy()
+        else:
+            labels = self._channel_structures.reindex(channel_ids).to_numpy()
+            keys = labels
+        intervals = _run_boundaries(keys)
+        return labels[intervals[:-1]], intervals
+
     def _warn_invalid_spike_intervals(self) -> None:
         """Warn once, as the AllenSDK does, when invalid intervals touch this session's probes."""
         tags = [*self.probes["description"], "all_probes"]
@@ -511,6 +618,28 @@ class EcephysSession:
                 EcephysWarning,
                 stacklevel=3,
             )
+
+
+def _invalid_samples(times: np.ndarray, invalid: pd.DataFrame) -> np.ndarray:
+    """Boolean mask of samples inside any invalid interval (closed: start <= t <= stop)."""
+    masked = np.zeros(len(times), dtype=bool)
+    if invalid.empty:
+        return masked
+    starts = np.searchsorted(times, invalid["start_time"].to_numpy(), side="left")
+    stops = np.searchsorted(times, invalid["stop_time"].to_numpy(), side="right")
+    change = np.zeros(len(times) + 1, dtype=np.int64)
+    np.add.at(change, starts, 1)
+    np.add.at(change, stops, -1)
+    return np.cumsum(change[:-1]) > 0
+
+
+def _run_boundaries(values: np.ndarray) -> np.ndarray:
+    """Start indices of runs of equal values (NaN equal to NaN), plus len(values) at the end."""
+    if len(values) == 0:
+        return np.array([0], dtype=np.int64)
+    codes, _ = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=True)
+    starts = np.flatnonzero(np.diff(codes) != 0) + 1
+    return np.concatenate([[0], starts, [len(values)]]).astype(np.int64)
 
 
 def open_session(
