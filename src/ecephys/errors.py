@@ -8,7 +8,8 @@
     │   └── TransientSourceError      (the only kind that is retried)
     ├── IntegrityError                (path, expected, actual)
     ├── UnknownSessionError           (also KeyError)
-    ├── UnknownProbeError             (also KeyError)
+    ├── UnknownIdError                (also KeyError): unit, presentation or channel ids
+    │   └── UnknownProbeError
     ├── NWBFormatError                (also ValueError)
     │   ├── NotHDF5Error
     │   ├── TruncatedFileError
@@ -18,6 +19,7 @@
     └── MissingDependency             (also ImportError)
 
     EcephysWarning (UserWarning)
+    └── BinarizeWarning               binarized counts in bins that can hold several spikes
 
 Each message names the object, what was expected, what was found and what to do next.
 """
@@ -27,6 +29,7 @@ from __future__ import annotations
 import os
 
 __all__ = [
+    "BinarizeWarning",
     "EcephysError",
     "EcephysWarning",
     "IntegrityError",
@@ -40,6 +43,7 @@ __all__ = [
     "SourceError",
     "TransientSourceError",
     "TruncatedFileError",
+    "UnknownIdError",
     "UnknownProbeError",
     "UnknownSessionError",
 ]
@@ -51,6 +55,10 @@ class EcephysError(Exception):
 
 class EcephysWarning(UserWarning):
     """Base class of every warning ecephys issues."""
+
+
+class BinarizeWarning(EcephysWarning):
+    """Spike counts were binarized with bins wide enough to hold several spikes."""
 
 
 class SourceError(EcephysError):
@@ -86,11 +94,15 @@ class UnknownSessionError(EcephysError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-class UnknownProbeError(EcephysError, KeyError):
-    """A probe id that the session does not have."""
+class UnknownIdError(EcephysError, KeyError):
+    """Ids (units, stimulus presentations, channels) that the session does not have."""
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
+
+
+class UnknownProbeError(UnknownIdError):
+    """A probe id that the session does not have."""
 
 
 class SessionFileNotFound(EcephysError, FileNotFoundError):

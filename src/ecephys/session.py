@@ -18,8 +18,14 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ecephys import stimuli
-from ecephys.errors import EcephysWarning, MissingDataError, SessionFileNotFound, UnknownProbeError
+from ecephys import spikes, stimuli
+from ecephys.errors import (
+    EcephysWarning,
+    MissingDataError,
+    SessionFileNotFound,
+    UnknownIdError,
+    UnknownProbeError,
+)
 from ecephys.nwb.allen import AllenSessionFile, RaggedColumn
 from ecephys.nwb.lfp import ProbeLFPFile, TimeWindow, lfp_path_beside
 from ecephys.units import (
@@ -91,13 +97,19 @@ class UnitArrays(Mapping[int, np.ndarray]):
     @property
     def row_slices(self) -> tuple[np.ndarray, np.ndarray]:
         """Start and stop offsets of each unit (in ``unit_ids`` order) in the file's flat dataset."""
-        rows = np.fromiter((self._row_of[int(u)] for u in self._unit_ids), dtype=np.int64, count=len(self))
+        return self._slices_of(self._unit_ids)
+
+    def _slices_of(self, unit_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        missing = [int(u) for u in unit_ids if int(u) not in self._keys]
+        if missing:
+            raise KeyError(missing[0])
+        rows = np.fromiter((self._row_of[int(u)] for u in unit_ids), dtype=np.int64, count=len(unit_ids))
         offsets = self._column.offsets
         return offsets[rows], offsets[rows + 1]
 
-    def flat(self) -> tuple[np.ndarray, np.ndarray]:
-        """All units' data concatenated in ``unit_ids`` order, and the (n_units + 1,) offsets into it."""
-        starts, stops = self.row_slices
+    def flat(self, unit_ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Concatenated data of ``unit_ids`` (default: all, in order) and the (n + 1,) offsets into it."""
+        starts, stops = self.row_slices if unit_ids is None else self._slices_of(unit_ids)
         lengths = stops - starts
         offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
@@ -505,6 +517,110 @@ class EcephysSession:
     def get_screen_gaze_data(self, include_filtered_data: bool = False) -> pd.DataFrame:
         """Gaze position on the screen (cm, degrees) and eye/pupil areas by frame time."""
         return stimuli.screen_gaze_data(self._nwb.file, include_filtered_data=include_filtered_data)
+
+    # -- spike analysis aligned to stimuli -------------------------------------------------
+    def _select(self, table: pd.DataFrame, ids: object | None, what: str) -> pd.DataFrame:
+        """Rows of ``table`` for ``ids`` in the order given (all when None); clear error for unknown ids."""
+        if ids is None:
+            return table
+        wanted = pd.Index(np.atleast_1d(np.asarray(ids)))
+        unknown = wanted.difference(table.index)
+        if len(unknown):
+            raise UnknownIdError(
+                f"session {self.ecephys_session_id}: {len(unknown)} {what} id(s) not in session.{what}s "
+                f"(for example {unknown[:5].tolist()}); pick ids from its index"
+            )
+        return table.loc[wanted]
+
+    def _spike_arrays(self, unit_ids: object | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Flat spike times (s) and offsets of the selected units, and their ids (units-table order)."""
+        ids = self._select(self.units, unit_ids, "unit").index.to_numpy(dtype=np.int64)
+        flat, offsets = self.spike_times.flat(ids)
+        return flat, offsets, ids
+
+    def presentationwise_spike_counts(
+        self,
+        bin_edges: np.ndarray,
+        stimulus_presentation_ids: object,
+        unit_ids: object,
+        binarize: bool = False,
+        dtype: np.dtype | str | None = None,
+        large_bin_size_threshold: float = 0.001,
+        time_domain_callback: object = None,
+        rates: bool = False,
+    ) -> xr.DataArray:
+        """Spikes per bin around each presentation's onset: DataArray 'spike_counts'.
+
+        Dims (stimulus_presentation_id, time_relative_to_stimulus_onset, unit_id); ``bin_edges``
+        in seconds relative to onset; bins are half-open ``[a, b)``; ``rates=True`` gives
+        spikes/s. Overlapping windows are each counted in full (AllenSDK issue 813).
+        """
+        presentations = self._select(
+            self.stimulus_presentations, stimulus_presentation_ids, "stimulus_presentation"
+        )
+        flat, offsets, ids = self._spike_arrays(unit_ids)
+        return spikes.presentationwise_spike_counts(
+            flat,
+            offsets,
+            ids,
+            bin_edges,
+            presentations.index.to_numpy(),
+            presentations["start_time"].to_numpy(dtype=np.float64),
+            binarize=binarize,
+            dtype=dtype,
+            large_bin_size_threshold=large_bin_size_threshold,
+            time_domain_callback=time_domain_callback,
+            rates=rates,
+        )
+
+    def presentationwise_spike_times(
+        self, stimulus_presentation_ids: object | None = None, unit_ids: object | None = None
+    ) -> pd.DataFrame:
+        """Each spike inside a presentation (start < t <= stop), indexed by ``spike_time`` (s)."""
+        presentations = self._select(
+            self.stimulus_presentations, stimulus_presentation_ids, "stimulus_presentation"
+        )
+        flat, offsets, ids = self._spike_arrays(unit_ids)
+        return spikes.presentationwise_spike_times(
+            flat,
+            offsets,
+            ids,
+            presentations.index.to_numpy(),
+            presentations["start_time"].to_numpy(dtype=np.float64),
+            presentations["stop_time"].to_numpy(dtype=np.float64),
+        )
+
+    def conditionwise_spike_statistics(
+        self,
+        stimulus_presentation_ids: object | None = None,
+        unit_ids: object | None = None,
+        use_rates: bool = False,
+    ) -> pd.DataFrame:
+        """Spike count (or rate, spikes/s) mean, std and sem per (unit_id, stimulus_condition_id).
+
+        Without ``unit_ids``, as in the AllenSDK, only units that spiked in the selected
+        presentations are listed.
+        """
+        presentations = self._select(
+            self.stimulus_presentations, stimulus_presentation_ids, "stimulus_presentation"
+        )
+        flat, offsets, ids = self._spike_arrays(unit_ids)
+        counts = spikes.spike_counts_per_presentation(
+            flat,
+            offsets,
+            presentations["start_time"].to_numpy(dtype=np.float64),
+            presentations["stop_time"].to_numpy(dtype=np.float64),
+        )
+        if unit_ids is None:
+            spiked = counts.sum(axis=0) > 0
+            counts, ids = counts[:, spiked], ids[spiked]
+        return spikes.conditionwise_spike_statistics(
+            counts,
+            ids,
+            presentations["stimulus_condition_id"].to_numpy(),
+            durations=presentations["duration"].to_numpy(dtype=np.float64),
+            use_rates=use_rates,
+        )
 
     # -- LFP and CSD -------------------------------------------------------------------------
     def _probe_row(self, probe_id: int) -> pd.Series:

@@ -1,0 +1,120 @@
+"""The private kernels against brute-force references, on both code paths and tiny chunks."""
+
+from __future__ import annotations
+
+from unittest import mock
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ecephys.spikes import _kernels
+from tests.spikes.brute import (
+    EDGES,
+    STARTS,
+    UNITS,
+    brute_bin_counts,
+    brute_interval_counts,
+    brute_spike_times,
+    pack,
+)
+
+# No deadline: the machine may be busy, and the properties are about answers, not speed.
+relaxed = settings(deadline=None)
+
+
+def _kernel_counts(units, domain, *, method, binarize=False, chunk=None):
+    flat, offsets, _ = pack(units)
+    out = np.zeros((domain.shape[0], domain.shape[1] - 1, len(units)), dtype=np.int64)
+    with mock.patch.object(_kernels, "CHUNK", chunk or _kernels.CHUNK):
+        _kernels.bin_counts(flat, offsets, domain, out, binarize=binarize, method=method)
+    return out
+
+
+@relaxed
+@given(UNITS, EDGES, STARTS, st.sampled_from([None, 1, 2, 3]))
+def test_general_method_matches_brute_force(units, edges, starts, chunk):
+    domain = np.asarray(starts, dtype=float)[:, None] + np.asarray(edges)[None, :]
+    expected = brute_bin_counts(units, domain)
+    assert np.array_equal(_kernel_counts(units, domain, method="general", chunk=chunk), expected)
+    assert np.array_equal(_kernel_counts(units, domain, method="auto", chunk=chunk), expected)
+
+
+@relaxed
+@given(UNITS, EDGES, st.lists(st.integers(0, 6), max_size=8), st.sampled_from([None, 1, 2, 5]))
+def test_disjoint_method_matches_brute_force(units, edges, gaps, chunk):
+    # Windows placed one after another (gaps >= 0, any order afterwards): never overlapping.
+    width = edges[-1] - edges[0]
+    starts = np.cumsum([width + g / 8 for g in gaps]) if gaps else np.zeros(0)
+    starts = np.random.default_rng(len(gaps)).permutation(starts)
+    domain = starts[:, None] + np.asarray(edges)[None, :]
+    expected = brute_bin_counts(units, domain)
+    assert np.array_equal(_kernel_counts(units, domain, method="disjoint", chunk=chunk), expected)
+    assert np.array_equal(_kernel_counts(units, domain, method="general", chunk=chunk), expected)
+    binary = _kernel_counts(units, domain, method="disjoint", binarize=True, chunk=chunk)
+    assert np.array_equal(binary, (expected > 0).astype(np.int64))
+
+
+def test_disjoint_method_refuses_overlapping_windows():
+    domain = np.array([[0.0, 1.0], [0.5, 1.5]])
+    with pytest.raises(ValueError, match="do not overlap"):
+        _kernel_counts([[0.7]], domain, method="disjoint")
+
+
+@pytest.mark.parametrize("method", ["disjoint", "general"])
+def test_count_above_cap_raises_overflow(method):
+    flat, offsets, _ = pack([[0.1] * 5])
+    out = np.zeros((1, 1, 1), dtype=np.uint8)
+    with pytest.raises(_kernels.CountOverflow) as caught:
+        _kernels.bin_counts(flat, offsets, np.array([[0.0, 1.0]]), out, cap=4, method=method)
+    assert caught.value.count == 5
+
+
+@pytest.mark.parametrize(
+    ("lo", "hi", "disjoint"),
+    [
+        ([0.0, 2.0, 1.0], [1.0, 3.0, 2.0], True),  # touching windows, given out of order
+        ([0.0, 0.5], [1.0, 1.5], False),
+        ([0.0, 0.0], [0.0, 1.0], True),  # an empty window at the start of another
+        ([], [], True),
+    ],
+)
+def test_disjoint_window_order(lo, hi, disjoint):
+    order = _kernels.disjoint_window_order(np.asarray(lo), np.asarray(hi))
+    assert (order is not None) == disjoint
+    if order is not None:
+        assert np.all(np.diff(np.asarray(lo)[order]) >= 0)
+
+
+def test_check_sorted_blocks_names_the_first_unsorted_unit():
+    flat = np.array([1.0, 2.0, 5.0, 3.0, 0.0, 9.0])
+    assert _kernels.check_sorted_blocks(flat, np.array([0, 2, 4, 6])) == 1
+    assert _kernels.check_sorted_blocks(flat, np.array([0, 3, 4, 6])) == -1
+
+
+@relaxed
+@given(UNITS, STARTS, st.lists(st.integers(0, 24), max_size=8))
+def test_interval_counts_and_members_match_brute_force(units, starts, lengths):
+    n = min(len(starts), len(lengths))
+    starts = np.asarray(starts[:n], dtype=float)
+    stops = starts + np.asarray(lengths[:n], dtype=float) / 8
+    flat, offsets, ids = pack(units)
+    counts = _kernels.interval_counts(flat, offsets, starts, stops, closed="right")
+    assert np.array_equal(counts, brute_interval_counts(units, starts, stops))
+
+    spike, interval, unit = _kernels.interval_members(flat, offsets, starts, stops, closed="right")
+    rows = sorted(zip(flat[spike].tolist(), unit.tolist(), interval.tolist(), strict=True))
+    expected = brute_spike_times(units, list(range(len(units))), list(range(n)), starts, stops)
+    assert [(t, k, p) for t, k, p in rows] == [(t, k, p) for t, p, k, _ in expected]
+    assert np.bincount(unit, minlength=len(units)).tolist() == counts.sum(axis=0).tolist()
+
+
+def test_interval_counts_left_closed():
+    flat, offsets, _ = pack([[1.0, 2.0, 3.0]])
+    counts = _kernels.interval_counts(flat, offsets, np.array([1.0]), np.array([3.0]), closed="left")
+    assert counts.tolist() == [[2]]
+    counts = _kernels.interval_counts(flat, offsets, np.array([1.0]), np.array([3.0]), closed="right")
+    assert counts.tolist() == [[2]]
+    spike, _, _ = _kernels.interval_members(flat, offsets, np.array([1.0]), np.array([3.0]), closed="left")
+    assert flat[spike].tolist() == [1.0, 2.0]
