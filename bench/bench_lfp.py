@@ -242,7 +242,8 @@ def main(argv: list[str] | None = None) -> int:
         covering = _covering_chunk_bytes(str(session_path), probe_id, duration)
         print(
             f"\n10-s window: ecephys read {window['bytes_read'] / 1e6:.2f} MB from the file; the chunks "
-            f"covering the window hold {covering / 1e6:.2f} MB; the file is {lfp_path.stat().st_size / 1e6:.0f} MB"
+            f"covering the window hold {covering / 1e6:.2f} MB; "
+            f"the file is {lfp_path.stat().st_size / 1e6:.0f} MB"
         )
     return 0
 
