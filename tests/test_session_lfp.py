@@ -165,7 +165,6 @@ def test_window_reads_only_the_chunks_that_cover_it():
 
 
 def test_lazy_lfp_equals_eager(fixture_session):
-    pytest.importorskip("dask")
     _, session = fixture_session
     for probe_id in PROBES:
         eager = session.get_lfp(probe_id)
