@@ -8,12 +8,11 @@ import time
 import warnings
 from pathlib import Path
 
+import matplotlib  # a test dependency: the [test] extra installs it
 import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
-
-import matplotlib  # noqa: E402 (a test dependency: the [test] extra installs it)
 
 matplotlib.use("Agg")  # before pyplot is imported: no display needed
 
