@@ -3,10 +3,14 @@
 ::
 
     EcephysError
-    ├── SourceError
+    ├── SourceError                   (url)
     │   ├── RemoteNotFound            (also FileNotFoundError)
-    │   └── TransientSourceError      (the only kind that is retried)
+    │   ├── TransientSourceError      (the only kind that is retried)
+    │   ├── RangeNotSupported         the server sent the whole object to a Range request
+    │   └── OfflineError              ECEPHYS_OFFLINE is set and the file is not cached
     ├── IntegrityError                (path, expected, actual)
+    ├── InsufficientDiskSpace         (also OSError; path, needed, free)
+    ├── LockTimeout                   (also TimeoutError; path, timeout)
     ├── UnknownSessionError           (also KeyError)
     ├── UnknownIdError                (also KeyError): unit, presentation or channel ids
     │   └── UnknownProbeError
@@ -15,6 +19,8 @@
     │   ├── TruncatedFileError
     │   └── NotEcephysSessionError
     ├── SessionFileNotFound           (also FileNotFoundError)
+    │   └── CacheFileNotFound         a cache folder lacks a file and nothing can fetch it
+    ├── ManifestError                 (also ValueError): a cache manifest.json ecephys cannot use
     ├── MissingDataError              (also KeyError): the file lacks what was asked for
     └── MissingDependency             (also ImportError)
 
@@ -26,18 +32,25 @@ Each message names the object, what was expected, what was found and what to do 
 
 from __future__ import annotations
 
+import errno
 import os
 
 __all__ = [
     "BinarizeWarning",
+    "CacheFileNotFound",
     "EcephysError",
     "EcephysWarning",
+    "InsufficientDiskSpace",
     "IntegrityError",
+    "LockTimeout",
+    "ManifestError",
     "MissingDataError",
     "MissingDependency",
     "NWBFormatError",
     "NotEcephysSessionError",
     "NotHDF5Error",
+    "OfflineError",
+    "RangeNotSupported",
     "RemoteNotFound",
     "SessionFileNotFound",
     "SourceError",
@@ -77,6 +90,14 @@ class TransientSourceError(SourceError):
     """A failure worth retrying: a dropped connection, a 5xx answer, a timeout."""
 
 
+class RangeNotSupported(SourceError):
+    """The server ignored a Range request and answered 200 with the whole object."""
+
+
+class OfflineError(SourceError):
+    """``ECEPHYS_OFFLINE`` forbids the network and the cache does not hold the file."""
+
+
 class IntegrityError(EcephysError):
     """A file's size or checksum is not what it should be."""
 
@@ -85,6 +106,32 @@ class IntegrityError(EcephysError):
         self.path = os.fspath(path)
         self.expected = expected
         self.actual = actual
+
+
+class InsufficientDiskSpace(EcephysError, OSError):
+    """Not enough free space for a download; ``needed`` and ``free`` are in bytes."""
+
+    def __init__(self, message: str, *, path: str | os.PathLike, needed: int, free: int) -> None:
+        super().__init__(message)
+        self.errno = errno.ENOSPC
+        self.path = os.fspath(path)
+        self.needed = needed
+        self.free = free
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class LockTimeout(EcephysError, TimeoutError):
+    """Another process held a file's lock for longer than the timeout (seconds)."""
+
+    def __init__(self, message: str, *, path: str | os.PathLike, timeout: float) -> None:
+        super().__init__(message)
+        self.path = os.fspath(path)
+        self.timeout = timeout
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 class UnknownSessionError(EcephysError, KeyError):
@@ -114,6 +161,26 @@ class SessionFileNotFound(EcephysError, FileNotFoundError):
 
     def __str__(self) -> str:
         return str(self.args[0])
+
+
+class CacheFileNotFound(SessionFileNotFound):
+    """A file of a project cache folder (a table CSV, a session or LFP NWB file) is absent and
+    the cache has no fetcher to download it (or ``ECEPHYS_OFFLINE`` is set).
+
+    ``key`` is the file's path relative to the cache folder (also its key in the public bucket).
+    """
+
+    def __init__(self, message: str, *, path: str | os.PathLike, key: str) -> None:
+        super().__init__(message, path=path)
+        self.key = key
+
+
+class ManifestError(EcephysError, ValueError):
+    """A cache folder's ``manifest.json`` that is not an AllenSDK 0.3.0 ecephys manifest."""
+
+    def __init__(self, message: str, *, path: str | os.PathLike | None = None) -> None:
+        super().__init__(message)
+        self.path = None if path is None else os.fspath(path)
 
 
 class NWBFormatError(EcephysError, ValueError):

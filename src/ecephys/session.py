@@ -33,6 +33,7 @@ from ecephys.units import (
     build_channels_table,
     build_units_table,
     filter_units,
+    merge_external_channel_columns,
     shape_units,
 )
 
@@ -169,10 +170,15 @@ class EcephysSession:
         *,
         filters: UnitFilters | None = None,
         lfp_paths: Mapping[int, PathLike] | None = None,
+        external_channel_columns: pd.DataFrame | None = None,
     ) -> None:
         self._nwb = nwb
         self.filters = filters if filters is not None else UnitFilters()
         self.lfp_paths = {int(k): v for k, v in (lfp_paths or {}).items()}
+        #: Columns by channel id merged into ``channels`` (and so ``units``) over the file's own:
+        #: what :class:`ecephys.project.EcephysProjectCache` passes from its ``channels.csv``
+        #: (``ecephys_structure_id``, ``ecephys_structure_acronym``, CCF coordinates).
+        self.external_channel_columns = external_channel_columns
         self._lfp_files: dict[int, ProbeLFPFile] = {}
         self._warned_invalid_spikes = False
 
@@ -283,10 +289,17 @@ class EcephysSession:
 
     @cached_property
     def channels(self) -> pd.DataFrame:
-        """Channels indexed by ``id``; invalid ones dropped when ``filter_by_validity``."""
-        if not self.filters.filter_by_validity:
-            return self._channels_all.copy()
-        return build_channels_table(self._nwb.electrodes, filter_by_validity=True)
+        """Channels indexed by ``id``; invalid ones dropped when ``filter_by_validity``.
+
+        With ``external_channel_columns`` those columns replace the file's ones of the same name
+        and only the channels they list are kept (see :func:`merge_external_channel_columns`).
+        """
+        channels = self._channels_all
+        if self.external_channel_columns is not None:
+            channels = merge_external_channel_columns(channels, self.external_channel_columns)
+        if self.filters.filter_by_validity:
+            channels = channels[channels["valid_data"]].drop(columns=["valid_data"])
+        return channels.copy()
 
     @cached_property
     def _channel_structures(self) -> pd.Series:

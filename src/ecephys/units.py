@@ -25,6 +25,7 @@ __all__ = [
     "build_channels_table",
     "build_units_table",
     "filter_units",
+    "merge_external_channel_columns",
     "shape_units",
     "strip_substructure",
 ]
@@ -155,6 +156,17 @@ def build_channels_table(electrodes: pd.DataFrame, *, filter_by_validity: bool =
     if filter_by_validity:
         channels = channels[channels["valid_data"]].drop(columns=["valid_data"])
     return channels
+
+
+def merge_external_channel_columns(channels: pd.DataFrame, external: pd.DataFrame) -> pd.DataFrame:
+    """Channels with columns from outside the file (a project cache's ``channels.csv``), by channel id.
+
+    As the AllenSDK does with what its cache passes in: columns of ``external`` replace those of
+    the same name, come after the file's other columns, and only channels listed in both are
+    kept (an inner join on the index, in ``channels`` order).
+    """
+    kept = channels.drop(columns=[c for c in external.columns if c in channels.columns])
+    return pd.merge(kept, external, left_index=True, right_index=True, how="inner")
 
 
 def shape_units(units: pd.DataFrame, channel_probe_ids: pd.Series, probe_ids: pd.Index) -> pd.DataFrame:

@@ -1,0 +1,2 @@
+"""Where bytes go: verified downloads (:mod:`~ecephys.cache.download`), per-file locks,
+progress bars and completeness checks (:mod:`~ecephys.cache.verify`)."""
