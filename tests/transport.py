@@ -15,9 +15,10 @@ import pandas as pd
 import pytest
 
 from ecephys.cache.download import fetch
+from ecephys.nwb.allen import AllenSessionFile
 from ecephys.sources import HTTPSource, RetryPolicy
 from ecephys.testing import make_session
-from ecephys.testing.servers import FileServer
+from ecephys.testing.servers import FileServer, MotoS3, moto_s3
 from ecephys.testing.warehouse import WarehouseServer
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -66,7 +67,58 @@ def make_project(folder: Path) -> Path:
             last.update(has_lfp_data=False, lfp_temporal_subsampling_factor=None, sampling_rate=0.0)
     pd.DataFrame(sessions).to_csv(folder / "sessions.csv", index=False)
     pd.DataFrame(probes).to_csv(folder / "probes.csv", index=False)
+    channels = pd.concat([_channel_rows(folder, sid) for sid in PROJECT_SESSIONS], ignore_index=True)
+    channels.to_csv(folder / "channels.csv", index=False)
+    units = pd.concat([_unit_rows(folder, sid) for sid in PROJECT_SESSIONS], ignore_index=True)
+    units.to_csv(folder / "units.csv", index=False)
     return folder
+
+
+def _session_file(folder: Path, sid: int) -> Path:
+    return folder / f"session_{sid}" / f"session_{sid}.nwb"
+
+
+def _channel_rows(folder: Path, sid: int) -> pd.DataFrame:
+    """channels.csv rows (the warehouse's tabular columns) from a session file's electrodes."""
+    electrodes = AllenSessionFile(_session_file(folder, sid)).electrodes
+    acronyms = electrodes["location"].where(~electrodes["location"].isin(["", "None"]))
+    structure_ids = acronyms.map(lambda a: float(sum(map(ord, a)) if isinstance(a, str) else "nan"))
+    return pd.DataFrame(
+        {
+            "id": electrodes.index,
+            "ecephys_probe_id": electrodes["probe_id"].to_numpy(),
+            "local_index": electrodes["probe_channel_number"].to_numpy(),
+            "probe_horizontal_position": electrodes["probe_horizontal_position"].to_numpy(),
+            "probe_vertical_position": electrodes["probe_vertical_position"].to_numpy(),
+            "anterior_posterior_ccf_coordinate": electrodes["x"].to_numpy(),
+            "dorsal_ventral_ccf_coordinate": electrodes["y"].to_numpy(),
+            "left_right_ccf_coordinate": electrodes["z"].to_numpy(),
+            "ecephys_structure_id": structure_ids.to_numpy(dtype=float),
+            "ecephys_structure_acronym": acronyms.to_numpy(dtype=object),
+        }
+    )
+
+
+def _unit_rows(folder: Path, sid: int) -> pd.DataFrame:
+    """units.csv rows (the warehouse's columns) from a session file's units table."""
+    units = AllenSessionFile(_session_file(folder, sid)).units
+    renamed = units.rename(
+        columns={
+            "peak_channel_id": "ecephys_channel_id",
+            "waveform_duration": "duration",
+            "waveform_halfwidth": "halfwidth",
+        }
+    )
+    columns = [
+        "ecephys_channel_id", "quality", "snr", "firing_rate", "isi_violations", "presence_ratio",
+        "amplitude_cutoff", "isolation_distance", "l_ratio", "d_prime", "nn_hit_rate", "nn_miss_rate",
+        "silhouette_score", "max_drift", "cumulative_drift", "duration", "halfwidth", "PT_ratio",
+        "repolarization_slope", "recovery_slope", "amplitude", "spread", "velocity_above", "velocity_below",
+    ]  # fmt: skip
+    table = renamed.reindex(columns=columns).reset_index()
+    table.insert(16, "epoch_name_quality_metrics", "complete_session")
+    table.insert(17, "epoch_name_waveform_metrics", "complete_session")
+    return table
 
 
 def _session_row(path: Path, sid: int, number: int) -> dict[str, object]:
@@ -112,6 +164,18 @@ def _probe_row(path: Path, sid: int, pid: int) -> dict[str, object]:
 
 
 # ------------------------------------------------------------------ fixtures
+BUCKET = "allen-brain-observatory"
+PREFIX = "visual-coding-neuropixels/ecephys-cache/"
+
+
+@pytest.fixture(scope="module")
+def moto() -> Iterator[MotoS3]:
+    """moto's S3 server on 127.0.0.1 and a free port, stopped after the module."""
+    server = moto_s3()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")

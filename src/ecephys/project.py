@@ -40,7 +40,14 @@ from ecephys.cache.manifest import (
     CacheManifest,
     write_atomically,
 )
-from ecephys.errors import CacheFileNotFound, MissingDataError, UnknownProbeError, UnknownSessionError
+from ecephys.cache.verify import check_file
+from ecephys.errors import (
+    CacheFileNotFound,
+    MissingDataError,
+    TruncatedFileError,
+    UnknownProbeError,
+    UnknownSessionError,
+)
 from ecephys.nwb.allen import AllenSessionFile
 from ecephys.session import EcephysSession
 from ecephys.units import UnitFilters
@@ -188,6 +195,56 @@ class EcephysProjectCache:
         self._tables: dict[str, pd.DataFrame] = {}
 
     @classmethod
+    def from_warehouse(
+        cls,
+        scheme: str | None = None,
+        host: str | None = None,
+        asynchronous: bool = False,
+        manifest: str | os.PathLike | None = None,
+        version: str | None = None,
+        cache: bool = True,
+        fetch_tries: int = 2,
+        timeout: float | None = None,
+        *,
+        progress: bool | None = None,
+    ) -> EcephysProjectCache:
+        """A cache that fills its folder from the Allen warehouse API (the AllenSDK's signature).
+
+        ``scheme``/``host`` default to ``http``/``api.brain-map.org``; any host that speaks the
+        API works. ``timeout`` is per read (seconds), not for a whole file as in the AllenSDK;
+        ``fetch_tries`` is how many times a failing transfer is retried. ``asynchronous``,
+        ``version`` and ``cache`` are accepted for compatibility and ignored.
+        """
+        from ecephys.cache.fetchers import WarehouseFetcher
+        from ecephys.sources.warehouse import WarehouseClient
+
+        client = WarehouseClient(
+            scheme=scheme or "http", host=host or "api.brain-map.org", timeout=timeout or 60.0
+        )
+        return cls(manifest, fetcher=WarehouseFetcher(client, progress=progress, retries=max(fetch_tries, 1)))
+
+    @classmethod
+    def from_s3(
+        cls,
+        manifest: str | os.PathLike | None = None,
+        *,
+        bucket: str = "allen-brain-observatory",
+        prefix: str = "visual-coding-neuropixels/ecephys-cache/",
+        endpoint_url: str | None = None,
+        timeout: float = 30.0,
+        progress: bool | None = None,
+    ) -> EcephysProjectCache:
+        """A cache that fills its folder from the public S3 bucket, with unsigned requests.
+
+        ``endpoint_url`` points at another S3 service (a mirror, a local test server).
+        """
+        from ecephys.cache.fetchers import SourceFetcher
+        from ecephys.sources.s3 import S3Source
+
+        source = S3Source(bucket, prefix, endpoint_url=endpoint_url, timeout=timeout)
+        return cls(manifest, fetcher=SourceFetcher(source, progress=progress))
+
+    @classmethod
     def fixed(cls, manifest: str | os.PathLike | None = None) -> EcephysProjectCache:
         """A cache that only reads its folder and never fetches (the AllenSDK's ``fixed``)."""
         return cls(manifest)
@@ -216,11 +273,24 @@ class EcephysProjectCache:
             self.layout.manifest.write(self.manifest_path)
 
     def _local_file(self, path: Path, key: str, what: str) -> Path:
-        """``path`` if the folder has it, else what the fetcher downloads there."""
-        if path.exists():
+        """``path`` if the folder has it whole, else what the fetcher downloads there.
+
+        A file cut short (as an interrupted AllenSDK download leaves it) is fetched again.
+        """
+        verdict = check_file(path) if path.exists() else None
+        if verdict is not None and verdict.ok:
             return path
         if self.fetcher is None:
+            if verdict is not None:
+                raise TruncatedFileError(
+                    f"{what}: {path} is not whole ({verdict.reason}), probably an interrupted download; "
+                    "delete it and download it again, or open the cache with from_warehouse()/from_s3() "
+                    "so that it is fetched again for you.",
+                    path=path,
+                )
             raise self._missing(path, key, what)
+        if verdict is not None:
+            logger.warning("%s: %s is not whole (%s); fetching it again", what, path, verdict.reason)
         self._ensure_manifest()
         path.parent.mkdir(parents=True, exist_ok=True)
         logger.info("fetching %s into %s", key, path)
@@ -534,14 +604,20 @@ class EcephysProjectCache:
     ) -> EcephysSession:
         """Open one session's NWB file, with ``channels.csv``'s structures in its channels and units.
 
-        The LFP files are found beside the session file (``probe_<pid>_lfp.nwb``); fetch them
-        with :meth:`fetch_lfp_file`. Unit filters as in :func:`ecephys.open_session`.
+        A missing or truncated session file is downloaded first (with a progress bar), and
+        ``session.get_lfp(probe_id)`` downloads that probe's LFP file when the folder lacks it.
+        Unit filters as in :func:`ecephys.open_session`.
         """
         session_id = self._known_session(session_id)
         filters = UnitFilters.from_kwargs(filter_by_validity=filter_by_validity, **unit_filter_kwargs)
         external = self._external_channel_columns(session_id)
         path = self.fetch_session_file(session_id)
-        return EcephysSession(AllenSessionFile(path), filters=filters, external_channel_columns=external)
+        return EcephysSession(
+            AllenSessionFile(path),
+            filters=filters,
+            external_channel_columns=external,
+            lfp_fetcher=self.fetch_lfp_file,
+        )
 
     def download_links(self) -> pd.DataFrame:
         """Every session NWB file and LFP file of the project: where it goes and where it comes from.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from functools import cached_property
 from typing import IO, Any
@@ -171,6 +171,7 @@ class EcephysSession:
         filters: UnitFilters | None = None,
         lfp_paths: Mapping[int, PathLike] | None = None,
         external_channel_columns: pd.DataFrame | None = None,
+        lfp_fetcher: Callable[[int], PathLike] | None = None,
     ) -> None:
         self._nwb = nwb
         self.filters = filters if filters is not None else UnitFilters()
@@ -179,6 +180,8 @@ class EcephysSession:
         #: what :class:`ecephys.project.EcephysProjectCache` passes from its ``channels.csv``
         #: (``ecephys_structure_id``, ``ecephys_structure_acronym``, CCF coordinates).
         self.external_channel_columns = external_channel_columns
+        #: probe id → local path of its LFP file, downloading it if needed (the project cache's).
+        self._lfp_fetcher = lfp_fetcher
         self._lfp_files: dict[int, ProbeLFPFile] = {}
         self._warned_invalid_spikes = False
 
@@ -658,6 +661,8 @@ class EcephysSession:
                 f"data (has_lfp_data is False); probes with LFP: {with_lfp}"
             )
         source = self.lfp_paths.get(probe_id)
+        if source is None and self._lfp_fetcher is not None:
+            source = self._lfp_fetcher(probe_id)
         if source is None:
             if self._nwb.path is None:
                 raise MissingDataError(

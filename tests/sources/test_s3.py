@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,21 +9,8 @@ import pytest
 from ecephys.cache.download import fetch
 from ecephys.errors import RemoteNotFound
 from ecephys.sources import LocalSource, S3Source, Source
-from ecephys.testing.servers import MotoS3, moto_s3, upload_folder
-
-pytest.importorskip("moto.server")
-BUCKET = "allen-brain-observatory"
-PREFIX = "visual-coding-neuropixels/ecephys-cache/"
-
-
-@pytest.fixture(scope="module")
-def moto() -> Iterator[MotoS3]:
-    """moto's S3 server on a free port, stopped after the module."""
-    server = moto_s3()
-    try:
-        yield server
-    finally:
-        server.stop()
+from ecephys.testing.servers import MotoS3, upload_folder
+from tests.transport import BUCKET, PREFIX
 
 
 @pytest.fixture(scope="module")

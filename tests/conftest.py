@@ -1,7 +1,8 @@
-"""Servers for the source tests (warehouse emulator, file server; moto S3 lives in test_s3)."""
+"""Fixtures every test folder may use: servers on 127.0.0.1 and the synthetic project (tests/transport.py)."""
 
 from tests.transport import (  # noqa: F401 - fixtures
     file_server,
+    moto,
     payload,
     policy,
     project,
