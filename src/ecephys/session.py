@@ -28,6 +28,7 @@ from ecephys.errors import (
 )
 from ecephys.nwb.allen import AllenSessionFile, RaggedColumn
 from ecephys.nwb.lfp import ProbeLFPFile, TimeWindow, lfp_path_beside
+from ecephys.nwb.table import read_ragged_lists
 from ecephys.units import (
     UnitFilters,
     build_channels_table,
@@ -744,8 +745,12 @@ class EcephysSession:
 
     def _warn_invalid_spike_intervals(self) -> None:
         """Warn once, as the AllenSDK does, when invalid intervals touch this session's probes."""
-        tags = [*self.probes["description"], "all_probes"]
-        if not stimuli.filter_invalid_times_by_tags(self.invalid_times, tags).empty:
+        tags = {*self.probes["description"], "all_probes"}
+        group = self._nwb.file.get("intervals/invalid_times")
+        if group is None or "tags" not in group:
+            return
+        # Only the tags are needed: cheaper than building the invalid_times table on this path.
+        if any(tags.intersection(row) for row in read_ragged_lists(group, "tags")):
             warnings.warn(
                 f"session {self.ecephys_session_id} has invalid time intervals (see "
                 "session.invalid_times); spikes inside them may need to be excluded from analysis.",
