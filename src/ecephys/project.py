@@ -50,7 +50,7 @@ from ecephys.errors import (
 )
 from ecephys.nwb.allen import AllenSessionFile
 from ecephys.session import EcephysSession
-from ecephys.units import UnitFilters
+from ecephys.units import METRIC_RENAMES, UnitFilters
 
 __all__ = ["BUCKET_URL", "EcephysProjectCache", "ProjectCache", "TableFetcher", "read_table_csv"]
 
@@ -71,20 +71,6 @@ EXTERNAL_CHANNEL_COLUMNS = (
     "dorsal_ventral_ccf_coordinate",
     "left_right_ccf_coordinate",
 )
-
-#: Column names of ``units.csv`` as the project tables show them.
-PROJECT_UNIT_RENAMES = {
-    "PT_ratio": "waveform_PT_ratio",
-    "amplitude": "waveform_amplitude",
-    "duration": "waveform_duration",
-    "halfwidth": "waveform_halfwidth",
-    "recovery_slope": "waveform_recovery_slope",
-    "repolarization_slope": "waveform_repolarization_slope",
-    "spread": "waveform_spread",
-    "velocity_above": "waveform_velocity_above",
-    "velocity_below": "waveform_velocity_below",
-    "l_ratio": "L_ratio",
-}
 
 
 @runtime_checkable
@@ -351,7 +337,7 @@ class EcephysProjectCache:
         return probes
 
     def _units(self, filters: UnitFilters) -> pd.DataFrame:
-        units = self._raw_table("units").rename(columns=PROJECT_UNIT_RENAMES)
+        units = self._raw_table("units").rename(columns=METRIC_RENAMES)
         keep = np.ones(len(units), dtype=bool)
         for column, limit, compare in (
             ("amplitude_cutoff", filters.amplitude_cutoff_maximum, np.less_equal),

@@ -71,9 +71,8 @@ UNIT_COLUMNS: tuple[str, ...] = tuple(
     )
 )
 
-UNIT_RENAMES = {
-    "description": "probe_description",
-    "local_index_channel": "channel_local_index",
+#: Unit metric names as users know them: waveform metrics get a ``waveform_`` prefix.
+METRIC_RENAMES = {
     "PT_ratio": "waveform_PT_ratio",
     "amplitude": "waveform_amplitude",
     "duration": "waveform_duration",
@@ -83,10 +82,16 @@ UNIT_RENAMES = {
     "spread": "waveform_spread",
     "velocity_above": "waveform_velocity_above",
     "velocity_below": "waveform_velocity_below",
+    "l_ratio": "L_ratio",
+}
+
+UNIT_RENAMES = {
+    "description": "probe_description",
+    "local_index_channel": "channel_local_index",
+    **METRIC_RENAMES,
     "sampling_rate": "probe_sampling_rate",
     "lfp_sampling_rate": "probe_lfp_sampling_rate",
     "has_lfp_data": "probe_has_lfp_data",
-    "l_ratio": "L_ratio",
     "pref_images_multi_ns": "pref_image_multi_ns",
 }
 
