@@ -26,8 +26,8 @@ DEFAULT_ALLENSDK = Path(
     os.environ.get("ECEPHYS_BENCH_ALLENSDK_PYTHON", HERE / "_venvs" / "allensdk" / "bin" / "python")
 )
 SIZES = {
-    "small": dict(duration=600.0, lfp_duration=600.0, lfp_channels=90),
-    "full": dict(duration=10_000.0, lfp_duration=10_000.0, lfp_channels=90),
+    "small": dict(duration=600.0, lfp_duration=600.0, lfp_channels=90, channels_per_probe=384),
+    "full": dict(duration=10_000.0, lfp_duration=10_000.0, lfp_channels=90, channels_per_probe=384),
 }
 WINDOW = (5000.0, 5010.0)
 TASKS = ("10-s window, all channels", "1 channel, whole session")
