@@ -73,23 +73,45 @@ class ProbeLFPFile:
         i1 = n if stop is None else self._search(stop, side="right")
         return i0, max(i0, i1)
 
+    @cached_property
+    def _first_last(self) -> tuple[float, float]:
+        """The first and last timestamps (s)."""
+        return float(self._timestamps[0]), float(self._timestamps[self.n_samples - 1])
+
     def _search(self, value: float, side: str) -> int:
-        """np.searchsorted over the timestamps dataset, reading only the chunks bisection visits."""
+        """np.searchsorted over the timestamps dataset, reading as few timestamp chunks as it can.
+
+        LFP is sampled almost uniformly, so the first guess (interpolated between the first and
+        last timestamps) usually falls in the chunk that holds the answer: one chunk is read,
+        and it is the one the window's own timestamps come from. Bisection takes over otherwise.
+        """
         n = self.n_samples
         if n == 0:
             return 0
-        chunk = (self._timestamps.chunks or (max(n, 1),))[0]
-        lo, hi = 0, n
-        # bisection over chunk starts: each probe reads one chunk (or one element, uncompressed)
-        while hi - lo > chunk:
-            mid = (lo + hi) // 2
-            t = self._timestamp(mid)
-            if t < value or (side == "right" and t == value):
-                lo = mid + 1
+        step = (self._timestamps.chunks or (n,))[0]
+        first, last = self._first_last
+        lo, hi = 0, n  # the answer lies in [lo, hi]
+        for attempt in range(128):
+            if hi - lo <= step:
+                return lo + int(np.searchsorted(self._timestamps[lo:hi], value, side=side))
+            if attempt == 0 and last > first and np.isfinite(value):
+                guess = int((value - first) / (last - first) * (n - 1))
             else:
-                hi = mid
-        block = self._timestamps[lo:hi]
-        return lo + int(np.searchsorted(block, value, side=side))
+                guess = (lo + hi) // 2
+            c0 = min(max(guess, lo), hi - 1) // step * step
+            block = self._timestamps[c0 : min(c0 + step, n)]  # exactly one chunk
+            k = int(np.searchsorted(block, value, side=side))
+            if 0 < k < len(block):
+                return c0 + k
+            if k == 0:
+                hi = min(hi, c0)
+            else:
+                lo = max(lo, c0 + len(block))
+            if lo >= hi:
+                return lo
+        raise NWBFormatError(
+            f"{self.name}: LFP timestamps are not sorted; the file is corrupt.", path=self.name
+        )
 
     def timestamps(self, i0: int = 0, i1: int | None = None) -> np.ndarray:
         """Timestamps (s) of samples [i0, i1)."""
