@@ -15,6 +15,7 @@ from ecephys.cache.fetchers import SourceFetcher
 from ecephys.errors import EcephysWarning, MissingDataError, TruncatedFileError
 from ecephys.sources import HTTPSource
 from ecephys.testing.servers import upload_folder
+from ecephys.testing.warehouse import WarehouseServer
 from tests.transport import BUCKET, PREFIX, PROJECT_SESSIONS, TINY
 
 DOWNLOADS = "/api/v2/well_known_file_download/"
@@ -134,3 +135,35 @@ def test_download_links_name_the_remote_files(project, project_warehouse, tmp_pa
     assert (links["kind"] == "probe_lfp_nwb").sum() == 2 * len(PROJECT_SESSIONS) - 1  # one probe lacks LFP
     assert links["url"].str.startswith("http://127.0.0.1:1/").all()
     assert not links["exists"].any()
+
+
+def test_analysis_metrics_come_from_the_warehouse_like_the_folder(project, tmp_path):
+    folder = tmp_path / "project"
+    shutil.copytree(project, folder)
+    sessions = pd.read_csv(folder / "sessions.csv")
+    session_type = sessions["session_type"].iloc[0]
+    of_type = sessions.loc[sessions["session_type"] == session_type, "id"]
+    probes = pd.read_csv(folder / "probes.csv")
+    channels = pd.read_csv(folder / "channels.csv")
+    probe_ids = probes.loc[probes["ecephys_session_id"].isin(of_type), "id"]
+    channel_ids = channels.loc[channels["ecephys_probe_id"].isin(probe_ids), "id"]
+    units = pd.read_csv(folder / "units.csv")
+    units = units[units["ecephys_channel_id"].isin(channel_ids)]  # a typewise table holds that type's units
+    rng = np.random.default_rng(0)
+    metrics = pd.DataFrame(
+        {
+            "ecephys_unit_id": units["id"],
+            "pref_ori_dg": rng.choice([0.0, 45.0, 90.0], len(units)),
+            "g_osi_dg": rng.random(len(units)),
+        }
+    )
+    metrics.to_csv(folder / f"{session_type}_analysis_metrics.csv", index=False)
+    local = EcephysProjectCache(folder).get_unit_analysis_metrics_by_session_type(session_type)
+    assert len(local) > 0
+    with WarehouseServer(folder) as server:
+        cache = EcephysProjectCache.from_warehouse(
+            scheme="http", host=host_of(server), manifest=tmp_path / "cache" / "manifest.json"
+        )
+        fetched = cache.get_unit_analysis_metrics_by_session_type(session_type)
+    pd.testing.assert_frame_equal(fetched, local)
+    assert (tmp_path / "cache" / f"{session_type}_analysis_metrics.csv").exists()

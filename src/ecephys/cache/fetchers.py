@@ -30,6 +30,8 @@ __all__ = ["SourceFetcher", "WarehouseFetcher"]
 TABLES = ("sessions", "probes", "channels", "units")
 _SESSION_KEY = re.compile(r"^session_(\d+)/session_(\d+)\.nwb$")
 _LFP_KEY = re.compile(r"^session_(\d+)/probe_(\d+)_lfp\.nwb$")
+_TYPEWISE_METRICS_KEY = re.compile(r"^(\w[\w.]*)_analysis_metrics\.csv$")
+_SESSION_METRICS_KEY = re.compile(r"^session_(\d+)/session_(\d+)_analysis_metrics\.csv$")
 
 
 class _Fetching:
@@ -109,7 +111,11 @@ class WarehouseFetcher(_Fetching):
         return getattr(self.client, name)()
 
     def fetch_file(self, key: str, target: Path) -> Path:
-        """Download a session or LFP file named by its cache key; RemoteNotFound for other keys."""
+        """Download a session or LFP file, or write an analysis-metrics table, named by its cache key."""
+        if match := _SESSION_METRICS_KEY.match(key):
+            return _write_csv(self.client.analysis_metrics(session_ids=[int(match.group(2))]), Path(target))
+        if match := _TYPEWISE_METRICS_KEY.match(key):
+            return _write_csv(self.client.analysis_metrics(session_type=match.group(1)), Path(target))
         if match := _SESSION_KEY.match(key):
             url = self.client.session_file_url(int(match.group(2)))
         elif match := _LFP_KEY.match(key):
@@ -122,6 +128,15 @@ class WarehouseFetcher(_Fetching):
                 url=None,
             )
         return self._fetch(self.client.http, url, Path(target))
+
+
+def _write_csv(frame: pd.DataFrame, target: Path) -> Path:
+    """Write a table the warehouse answered as ``target`` (``.part`` beside it, then renamed)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    part = target.with_name(target.name + ".part")
+    frame.to_csv(part, index=False)
+    part.replace(target)
+    return target
 
 
 def _check_table(name: str) -> None:
