@@ -391,9 +391,6 @@ def test_epochs_of_an_empty_table():
     [
         (stimuli.read_stimulus_presentations, "no stimulus presentation tables"),
         (stimuli.running_speed, "no running data"),
-        (stimuli.optogenetic_stimulation_epochs, "no optotagging"),
-        (stimuli.pupil_data, "no eye tracking"),
-        (stimuli.screen_gaze_data, "no eye tracking"),
     ],
 )
 def test_missing_parts_raise_missing_data_error(tmp_path, read, match):

@@ -13,9 +13,11 @@ Typical use::
     get_stimulus_epochs(presentations)
 
 Where we differ from the AllenSDK on purpose (see ``docs/differences.md``):
-:func:`get_stimulus_epochs` applies its default 90 s threshold to ``spontaneous`` epochs,
-ties in ``start_time`` keep file order, and absent optional parts raise
-:class:`~ecephys.errors.MissingDataError` (or, for invalid times, give a typed empty table).
+:func:`get_stimulus_epochs` applies its default 90 s threshold to ``spontaneous`` epochs and
+ties in ``start_time`` keep file order. A session without a part answers as the AllenSDK's
+does, minus its tracebacks and prints: no eye tracking gives None (logged at INFO), no
+optotagging or invalid times a typed empty table; no running data or presentation tables
+raise :class:`~ecephys.errors.MissingDataError`.
 
 All times are float64 seconds on the session's master clock.
 """
@@ -23,6 +25,7 @@ All times are float64 seconds on the session's master clock.
 from __future__ import annotations
 
 import ast
+import logging
 import re
 from collections.abc import Collection, Iterable, Mapping
 from typing import NamedTuple
@@ -198,6 +201,8 @@ COLUMN_RENAMES: Mapping[str, str] = {
 """Legacy parameter column names and their released names."""
 
 Columns = dict[str, np.ndarray]
+
+log = logging.getLogger(__name__)
 
 
 class StimulusTables(NamedTuple):
@@ -651,15 +656,7 @@ def invalid_times(h5file: h5py.File) -> pd.DataFrame:
     """
     group = h5file.get("intervals/invalid_times")
     if group is None:
-        index = pd.Index([], dtype=np.int64, name="id")
-        return pd.DataFrame(
-            {
-                "start_time": pd.Series([], dtype=np.float64, index=index),
-                "stop_time": pd.Series([], dtype=np.float64, index=index),
-                "tags": pd.Series([], dtype=object, index=index),
-            },
-            index=index,
-        )
+        return _empty_table((("start_time", np.float64), ("stop_time", np.float64), ("tags", object)))
     table = interval_table(h5file, "intervals/invalid_times")
     scalars = read_interval_columns(table, skip=("timeseries",))
     columns: Columns = {}
@@ -669,6 +666,14 @@ def invalid_times(h5file: h5py.File) -> pd.DataFrame:
         elif name != "timeseries" and name in table and is_ragged(table, name):
             columns[name] = read_ragged_text(table, name)
     return _frame(columns, pd.Index(read_ids(table), name="id"))
+
+
+def _empty_table(columns: Iterable[tuple[str, type]]) -> pd.DataFrame:
+    """A table with no rows but these columns and dtypes, indexed by an int64 ``id``."""
+    index = pd.Index([], dtype=np.int64, name="id")
+    return pd.DataFrame(
+        {name: pd.Series([], dtype=dtype, index=index) for name, dtype in columns}, index=index
+    )
 
 
 def filter_invalid_times_by_tags(invalid: pd.DataFrame, tags: Iterable[str]) -> pd.DataFrame:
@@ -716,30 +721,50 @@ def running_speed(h5file: h5py.File, include_rotation: bool = False) -> pd.DataF
     return pd.DataFrame(table)
 
 
+OPTOTAGGING_TABLE = "processing/optotagging/optogenetic_stimulation"
+_OPTOTAGGING_COLUMNS = (  # the real tables' columns, in their order, and dtypes
+    ("start_time", np.float64),
+    ("condition", object),
+    ("level", np.float64),
+    ("stop_time", np.float64),
+    ("stimulus_name", object),
+    ("duration", np.float64),
+)
+
+
 def optogenetic_stimulation_epochs(h5file: h5py.File) -> pd.DataFrame:
     """Laser stimulation epochs: ``start_time``, ``stop_time``, ``duration`` (s), ``level`` (V), ...
 
-    Also ``condition`` (a description of the light pattern) and ``stimulus_name``, indexed by ``id``.
+    Also ``condition`` (a description of the light pattern) and ``stimulus_name``, indexed by
+    ``id``. A session without optotagging gives an empty table with these columns and dtypes
+    (the AllenSDK raises ``KeyError``).
     """
-    path = "processing/optotagging/optogenetic_stimulation"
-    if h5file.get(path) is None:
-        raise MissingDataError(
-            f"{h5file.filename}: no /{path}, so this session has no optotagging; only sessions with "
-            "optogenetically tagged units have it."
-        )
-    table = read_interval_table(interval_table(h5file, path))
+    if h5file.get(OPTOTAGGING_TABLE) is None:
+        return _empty_table(_OPTOTAGGING_COLUMNS)
+    table = read_interval_table(interval_table(h5file, OPTOTAGGING_TABLE))
     return table.rename(columns={"name": "stimulus_name"})
 
 
 _ELLIPSES = (("corneal_reflection", "cr"), ("pupil", "pupil"), ("eye", "eye"))
 
 
-def pupil_data(h5file: h5py.File) -> pd.DataFrame:
+def _absent_modules(h5file: h5py.File, modules: Iterable[str], what: str) -> bool:
+    """Whether any of the processing ``modules`` is missing; if so, say so at INFO level."""
+    missing = [f"/processing/{name}" for name in modules if h5file.get(f"processing/{name}") is None]
+    if missing:
+        log.info("%s: no %s (no %s in the file); returning None", h5file.filename, what, ", ".join(missing))
+    return bool(missing)
+
+
+def pupil_data(h5file: h5py.File) -> pd.DataFrame | None:
     """Eye-tracking ellipse fits (corneal reflection, pupil, eye) indexed by ``Time (s)``.
 
     Centres, widths and heights in pixels of the eye-tracking video (widths and heights are
-    full axes: the file's half-axes doubled); ``phi`` in radians.
+    full axes: the file's half-axes doubled); ``phi`` in radians. None (logged at INFO) when
+    the session has no eye tracking, as in the AllenSDK.
     """
+    if _absent_modules(h5file, ("eye_tracking", "raw_gaze_mapping"), "eye tracking data"):
+        return None
     what = "eye tracking"
     data: dict[str, np.ndarray] = {}
     for prefix, stored in _ELLIPSES:
@@ -753,14 +778,17 @@ def pupil_data(h5file: h5py.File) -> pd.DataFrame:
     return pd.DataFrame(data, index=pd.Index(times, name="Time (s)"))
 
 
-def screen_gaze_data(h5file: h5py.File, include_filtered_data: bool = False) -> pd.DataFrame:
+def screen_gaze_data(h5file: h5py.File, include_filtered_data: bool = False) -> pd.DataFrame | None:
     """Gaze on the screen indexed by ``Time (s)``: ``raw_*`` areas and screen positions.
 
     ``*_eye_area`` and ``*_pupil_area`` in pixels², ``*_screen_coordinates_{x,y}_cm`` in cm on
     the monitor, ``*_screen_coordinates_spherical_{x,y}_deg`` in degrees. The file stores
     coordinates as [y, x]; the columns name them. ``filtered_*`` columns (NaN where the fit
-    was rejected) are added with ``include_filtered_data``.
+    was rejected) are added with ``include_filtered_data``. None (logged at INFO) when the
+    session has no gaze mapping (raw or filtered), as in the AllenSDK.
     """
+    if _absent_modules(h5file, ("raw_gaze_mapping", "filtered_gaze_mapping"), "eye tracking data"):
+        return None
     what = "eye tracking"
     data: dict[str, np.ndarray] = {}
     kinds = ("raw", "filtered") if include_filtered_data else ("raw",)
@@ -774,10 +802,5 @@ def screen_gaze_data(h5file: h5py.File, include_filtered_data: bool = False) -> 
         data[f"{kind}_screen_coordinates_y_cm"] = coordinates[:, 0]
         data[f"{kind}_screen_coordinates_spherical_x_deg"] = spherical[:, 1]
         data[f"{kind}_screen_coordinates_spherical_y_deg"] = spherical[:, 0]
-    if not include_filtered_data and h5file.get("processing/filtered_gaze_mapping") is None:
-        raise MissingDataError(
-            f"{h5file.filename}: no /processing/filtered_gaze_mapping, so this session file has no "
-            "eye tracking; use a session that recorded it."
-        )
     times = _dataset(h5file, "processing/raw_gaze_mapping/eye_area/timestamps", what)
     return pd.DataFrame(data, index=pd.Index(times, name="Time (s)"))

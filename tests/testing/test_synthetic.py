@@ -13,6 +13,7 @@ import pytest
 import ecephys.testing
 from ecephys.testing import SessionFiles, make_session
 from ecephys.testing import _allen_layout as A
+from ecephys.testing import _experiment as X
 from ecephys.testing import _nwb_writer as W
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
@@ -389,6 +390,113 @@ def test_behaviour_series_are_linked_and_shaped(sessions: dict[str, SessionFiles
         assert set(opto["stimulus_name"].asstr()[:]) <= {"pulse", "raised_cosine", "fast_pulses"}
 
 
+def test_default_options_spelled_out_give_identical_files(tmp_path: Path) -> None:
+    defaults = dict(
+        session_type="brain_observatory_1.1",
+        stimulus_schedule="compact",
+        all_nan_stimulus=False,
+        eye_tracking=True,
+        optotagging=True,
+        invalid_times=True,
+    )
+    a, b = (
+        _datasets(_small(tmp_path / "a", lfp=False).session_path),
+        _datasets(_small(tmp_path / "b", lfp=False, **defaults).session_path),
+    )
+    assert sorted(a) == sorted(b)
+    assert [name for name in a if not _same_values(a[name], b[name])] == []
+
+
+@pytest.mark.parametrize(
+    ("option", "absent"),
+    [
+        (
+            "eye_tracking",
+            ("eye_tracking", "raw_gaze_mapping", "filtered_gaze_mapping", "eye_tracking_rig_metadata"),
+        ),
+        ("optotagging", ("optotagging",)),
+        ("invalid_times", ()),
+    ],
+)
+def test_optional_parts_can_be_left_out(tmp_path: Path, option: str, absent: tuple[str, ...]) -> None:
+    full = _datasets(_small(tmp_path / "full", lfp=False).session_path)
+    without = _datasets(_small(tmp_path / "without", lfp=False, **{option: False}).session_path)
+    prefixes = tuple(f"processing/{m}/" for m in absent) or ("intervals/invalid_times/",)
+    assert sorted(set(full) - set(without)) == sorted(n for n in full if n.startswith(prefixes))
+    assert set(without) <= set(full)
+    changed = [n for n in without if not _same_values(full[n], without[n])]
+    # without the laser, the optotagged units' spikes change; nothing else does
+    assert all(n.startswith("units/") for n in changed) and (option == "optotagging") == bool(changed)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_functional_connectivity_tables_mirror_the_real_files(tmp_path: Path, layout: str) -> None:
+    files = _small(tmp_path, layout=layout, lfp=False, session_type="functional_connectivity")
+    with h5py.File(files.session_path, "r") as nwb:
+        assert nwb["general/stimulus"][()] == b"functional_connectivity"
+        tables = {n.removesuffix("_presentations") for n in nwb["intervals"] if n.endswith("_presentations")}
+        assert tables == {
+            "spontaneous",
+            "gabors",
+            "flashes",
+            "drifting_gratings_contrast",
+            "natural_movie_one_more_repeats",
+            "natural_movie_one_shuffled",
+            "dot_motion",
+            "drifting_gratings_75_repeats",
+        }
+        dots = nwb["intervals/dot_motion_presentations"]
+        colnames = list(dots.attrs["colnames"])
+        assert {"Dir", "Speed", "dotLife", "fieldSize", "nDots", "noiseDots"} <= set(colnames)
+        assert not {"mask", "size", "orientation"} & set(colnames)
+        assert dots["Dir"].dtype == np.float64 and h5py.check_string_dtype(dots["fieldSize"].dtype)
+        assert dots["Speed"].attrs["description"] == "Speed of moving dot field"
+        # spatial_frequency: text in drifting_gratings_contrast, a number in the 75-repeats table
+        contrast = nwb["intervals/drifting_gratings_contrast_presentations/spatial_frequency"]
+        repeats = nwb["intervals/drifting_gratings_75_repeats_presentations/spatial_frequency"]
+        assert h5py.check_string_dtype(contrast.dtype) and repeats.dtype == np.float64
+        movie = nwb["intervals/natural_movie_one_more_repeats_presentations"]
+        assert "mask" not in movie and movie["frame"][:5].tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]
+        index = nwb["intervals/dot_motion_presentations/stimulus_index"]
+        assert index.dtype == A.LAYOUTS[layout].stimulus_index_dtype
+        invalid = nwb["intervals/invalid_times"]
+        gabors = nwb["intervals/gabors_presentations"]
+        start, stop = invalid["start_time"][0], invalid["stop_time"][0]
+        assert ((gabors["start_time"][:] < stop) & (gabors["stop_time"][:] > start)).sum() == 3
+
+
+def test_all_nan_stimulus_table_holds_only_nan(tmp_path: Path) -> None:
+    files = _small(tmp_path, lfp=False, all_nan_stimulus=True)
+    with h5py.File(files.session_path, "r") as nwb:
+        table = nwb[f"intervals/{X.ALL_NAN_STIMULUS}_presentations"]
+        params = [c for c in table.attrs["colnames"] if c in X.PARAM_ORDER]
+        assert params == ["contrast", "frame", "orientation", "x_position", "opacity"]
+        assert all(np.isnan(table[c][:]).all() for c in params)
+        assert table["start_time"].shape[0] > 0
+
+
+@pytest.mark.parametrize(
+    ("session_type", "schedule", "low", "high"),
+    [
+        ("brain_observatory_1.1", "compact", 20_000, 25_000),
+        ("brain_observatory_1.1", "full", 65_000, 75_000),
+        ("functional_connectivity", "compact", 18_000, 25_000),
+        ("functional_connectivity", "full", 72_000, 82_000),
+    ],
+)
+def test_full_schedules_give_real_presentation_counts(
+    session_type: str, schedule: str, low: int, high: int
+) -> None:
+    duration = 10_000.0
+    sched, end = X.schedule(np.random.default_rng(0), duration, X.block_plan(session_type, schedule, False))
+    assert low <= sched.start.size <= high
+    assert end < 0.9 * duration  # room for optotagging before the end
+    assert np.all(sched.stop > sched.start)
+    for name in set(sched.name.tolist()):
+        rows = sched.name == name
+        assert np.all(sched.stop[rows][:-1] <= sched.start[rows][1:]), f"{name} overlaps itself"
+
+
 def test_session_ids_derive_from_the_session_id(tmp_path: Path) -> None:
     files = _small(tmp_path, session_id=715093703, n_probes=3)
     assert files.probe_ids == [715094018, 715095018, 715096018]
@@ -423,6 +531,8 @@ def test_progress_bars_can_be_shown(tmp_path: Path, capsys: pytest.CaptureFixtur
         ({"lfp_duration": 100.0}, "lfp_duration=100.0: expected at most duration"),
         ({"lfp_channels": 20}, "lfp_channels=20: a 48-channel probe has only 11"),
         ({"seed": -1}, "seed=-1"),
+        ({"session_type": "brain_observatory_2"}, "session_type='brain_observatory_2': expected one of"),
+        ({"stimulus_schedule": "long"}, "stimulus_schedule='long': expected one of"),
     ],
 )
 def test_bad_arguments_are_named(tmp_path: Path, kwargs: dict, match: str) -> None:

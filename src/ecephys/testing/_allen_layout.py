@@ -71,6 +71,16 @@ PRESENTATION_DESCRIPTIONS = {
     "mask": "Shape of mask applied to stimulus",
     "opacity": "Opacity of stimulus",
     "units": "Units of stimulus size",
+    "Speed": "Speed of moving dot field",
+    "Dir": "Direction of stimulus motion",
+    "coherence": "Coherence of moving dot field",
+    "dotLife": "Longevity of individual dots",
+    "dotSize": "Size of individual dots",
+    "fieldPos": "Position of moving dot field",
+    "fieldShape": "Shape of moving dot field",
+    "fieldSize": "Size of moving dot field",
+    "nDots": "Number of dots in moving dot field",
+    "noiseDots": "No description",
 }
 
 

@@ -1,6 +1,7 @@
-"""The experiment around the recording, for ``make_session``: a brain_observatory_1.1-like
-stimulus schedule, optotagging, each unit's stimulus tuning, the running wheel and eye tracking.
-Each part is planned as numpy arrays and written in the AllenSDK's layout.
+"""The experiment around the recording, for ``make_session``: the stimulus schedule of a
+brain_observatory_1.1 or functional_connectivity session, optotagging, each unit's stimulus
+tuning, the running wheel and eye tracking. Each part is planned as numpy arrays and written in
+the AllenSDK's layout.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 
 import h5py
 import numpy as np
+import pandas as pd
 
 from ecephys.testing import _allen_layout as A
 from ecephys.testing import _nwb_writer as W
@@ -32,7 +34,20 @@ PARAM_ORDER = (
     "mask",
     "opacity",
     "units",
+    # dot_motion (PsychoPy DotStim), cased as the real files have them
+    "Dir",
+    "Speed",
+    "coherence",
+    "dotLife",
+    "dotSize",
+    "fieldPos",
+    "fieldShape",
+    "fieldSize",
+    "nDots",
+    "noiseDots",
 )
+ALL_NAN_STIMULUS = "all_nan_stimulus"
+"""The stimulus ``make_session(all_nan_stimulus=True)`` adds: every parameter NaN."""
 STIMULUS_INDEX = {
     "gabors": 0,
     "flashes": 1,
@@ -40,27 +55,114 @@ STIMULUS_INDEX = {
     "natural_movie_one": 3,
     "static_gratings": 4,
     "natural_scenes": 5,
+    "natural_movie_three": 6,
+    "drifting_gratings_contrast": 7,
+    "natural_movie_one_more_repeats": 8,
+    "natural_movie_one_shuffled": 9,
+    "dot_motion": 10,
+    "drifting_gratings_75_repeats": 11,
+    ALL_NAN_STIMULUS: 12,
 }
-KINDS = (*STIMULUS_INDEX, "optotagging")
-TRANSIENT = np.array([1.0, 1.5, 1.0, 0.0, 0.8, 0.8, 0.0])  # onset transient weight per kind
-# (stimulus, fraction of the session, spontaneous gap after it as a fraction of the session)
-BLOCK_PLAN = (
-    ("gabors", 0.08, 0.005),
-    ("flashes", 0.05, 0.005),
-    ("drifting_gratings", 0.18, 0.05),
-    ("natural_movie_one", 0.03, 0.005),
-    ("static_gratings", 0.06, 0.0),
-    ("natural_scenes", 0.06, 0.005),
-    ("static_gratings", 0.06, 0.0),
-    ("natural_scenes", 0.06, 0.025),
+# Response models of the spiking drive: an event's kind is its index here.
+KINDS = (
+    "gabors",
+    "flashes",
+    "drifting_gratings",
+    "natural_movie_one",
+    "static_gratings",
+    "natural_scenes",
+    "optotagging",
+    "dot_motion",
+    "blank",
 )
+TRANSIENT = np.array([1.0, 1.5, 1.0, 0.0, 0.8, 0.8, 0.0, 1.0, 0.5])  # onset transient weight per kind
+MODEL = {  # stimulus name: the response model (kind) its presentations drive
+    **{name: KINDS.index(name) for name in KINDS[:6]},
+    "natural_movie_three": KINDS.index("natural_movie_one"),
+    "natural_movie_one_more_repeats": KINDS.index("natural_movie_one"),
+    "natural_movie_one_shuffled": KINDS.index("natural_movie_one"),
+    "drifting_gratings_contrast": KINDS.index("drifting_gratings"),
+    "drifting_gratings_75_repeats": KINDS.index("drifting_gratings"),
+    "dot_motion": KINDS.index("dot_motion"),
+    ALL_NAN_STIMULUS: KINDS.index("blank"),
+}
+SESSION_TYPES = ("brain_observatory_1.1", "functional_connectivity")
+SCHEDULES = ("compact", "full")
+# Block plans by (session type, schedule): (stimulus, fraction of the session, spontaneous gap
+# after it as a fraction of the session). "compact" shows each kind of stimulus in a few
+# blocks (~2.3 presentations/s); "full" follows a real session's order and shares, where the
+# 30 Hz one-row-per-frame movie blocks give ~7 presentations/s (~70,000 in 10,000 s).
+BLOCK_PLANS = {
+    ("brain_observatory_1.1", "compact"): (
+        ("gabors", 0.08, 0.005),
+        ("flashes", 0.05, 0.005),
+        ("drifting_gratings", 0.18, 0.05),
+        ("natural_movie_one", 0.03, 0.005),
+        ("static_gratings", 0.06, 0.0),
+        ("natural_scenes", 0.06, 0.005),
+        ("static_gratings", 0.06, 0.0),
+        ("natural_scenes", 0.06, 0.025),
+    ),
+    ("brain_observatory_1.1", "full"): (
+        ("gabors", 0.09, 0.005),
+        ("flashes", 0.03, 0.005),
+        ("drifting_gratings", 0.06, 0.005),
+        ("natural_movie_three", 0.065, 0.003),
+        ("natural_movie_one", 0.03, 0.003),
+        ("static_gratings", 0.05, 0.003),
+        ("natural_scenes", 0.05, 0.005),
+        ("natural_scenes", 0.05, 0.003),
+        ("static_gratings", 0.05, 0.003),
+        ("natural_movie_three", 0.065, 0.003),
+        ("drifting_gratings", 0.04, 0.003),
+        ("natural_movie_one", 0.03, 0.01),
+    ),
+    ("functional_connectivity", "compact"): (
+        ("gabors", 0.08, 0.005),
+        ("flashes", 0.05, 0.005),
+        ("drifting_gratings_contrast", 0.05, 0.005),
+        ("natural_movie_one_more_repeats", 0.03, 0.005),
+        ("natural_movie_one_shuffled", 0.02, 0.005),
+        ("dot_motion", 0.08, 0.005),
+        ("drifting_gratings_75_repeats", 0.15, 0.025),
+    ),
+    ("functional_connectivity", "full"): (
+        ("gabors", 0.09, 0.005),
+        ("flashes", 0.03, 0.005),
+        ("drifting_gratings_contrast", 0.03, 0.005),
+        ("natural_movie_one_more_repeats", 0.09, 0.003),
+        ("natural_movie_one_shuffled", 0.06, 0.005),
+        ("dot_motion", 0.025, 0.005),
+        ("drifting_gratings_75_repeats", 0.06, 0.005),
+        ("natural_movie_one_more_repeats", 0.09, 0.005),
+        ("dot_motion", 0.025, 0.005),
+        ("drifting_gratings_75_repeats", 0.06, 0.01),
+    ),
+}
+ALL_NAN_BLOCK = (ALL_NAN_STIMULUS, 0.01, 0.005)  # appended to the plan when asked for
 GABOR_GRID = (-40.0, -20.0, 0.0, 20.0, 40.0)
 DG_DIRECTIONS = tuple(float(d) for d in range(0, 360, 45))
 DG_TEMPORAL = (1.0, 2.0, 4.0, 8.0, 15.0)
 SG_ORIENTATIONS = tuple(float(d) for d in range(0, 180, 30))
 SG_SPATIAL = (0.02, 0.04, 0.08, 0.16, 0.32)
 SG_PHASES = (0.0, 0.25, 0.5, 0.75)
-_TEXT_KEYS = {"color", "phase", "size", "spatial_frequency", "mask", "units"}
+FC_ORIENTATIONS = (0.0, 45.0, 90.0, 135.0)
+FC_CONTRASTS = (0.01, 0.02, 0.04, 0.08, 0.13, 0.2, 0.35, 0.6, 1.0)
+DOT_DIRECTIONS = tuple(float(d) for d in range(0, 360, 45))
+DOT_SPEEDS = (0.0, 0.0005, 0.001, 0.005, 0.01, 0.02, 0.04)  # PsychoPy units per frame
+MOVIE_FRAMES = {"natural_movie_one": 900, "natural_movie_three": 3600}
+_TEXT_KEYS = {
+    "color",
+    "phase",
+    "size",
+    "spatial_frequency",
+    "mask",
+    "units",
+    "fieldPos",
+    "fieldShape",
+    "fieldSize",
+    "noiseDots",
+}
 
 
 @dataclass(frozen=True)
@@ -68,8 +170,10 @@ class Schedule:
     """All presentations in time (CSV) order, spontaneous rows included.
 
     ``columns`` holds the parameter columns (text as object arrays, numbers as float64 with
-    NaN) plus hidden numeric ``_color``/``_sf`` used by the spiking model; ``params_of``
-    lists which parameter columns each stimulus' table has.
+    NaN) plus hidden numeric ``_color``/``_sf``/``_direction``/``_contrast_gain`` used by the
+    spiking model; ``params_of`` lists which parameter columns each stimulus' table has and
+    ``dtype_of`` their dtypes there (``spatial_frequency`` is text in most tables but a
+    number in drifting_gratings_75_repeats, as in the real files).
     """
 
     start: np.ndarray
@@ -78,6 +182,7 @@ class Schedule:
     block: np.ndarray
     columns: dict[str, np.ndarray]
     params_of: dict[str, tuple[str, ...]]
+    dtype_of: dict[str, dict[str, np.dtype]]
 
 
 def _text(value: str, n: int) -> np.ndarray:
@@ -149,9 +254,19 @@ def _drifting_gratings(rng: np.random.Generator, n: int) -> dict[str, np.ndarray
 
 def _natural_movie_one(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     """natural_movie_one: one row per frame at 30 Hz, 900 frames, repeated."""
+    return _natural_movie(n, MOVIE_FRAMES["natural_movie_one"])
+
+
+def _natural_movie_three(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+    """natural_movie_three: one row per frame at 30 Hz, 3600 frames, repeated."""
+    return _natural_movie(n, MOVIE_FRAMES["natural_movie_three"])
+
+
+def _natural_movie(n: int, frames: int) -> dict[str, np.ndarray]:
+    """A brain_observatory_1.1 movie table: ``n`` rows cycling through ``frames`` frames."""
     return {
         "contrast": np.full(n, 1.0),
-        "frame": (np.arange(n) % 900).astype(np.float64),
+        "frame": (np.arange(n) % frames).astype(np.float64),
         "size": _text("[1920.0, 1080.0]", n),
         "mask": _text("None", n),
         "opacity": np.full(n, 1.0),
@@ -194,6 +309,93 @@ def _natural_scenes(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     }
 
 
+# --------------------------------------------------------------------------- functional_connectivity
+
+
+def _fc_movie(frame: np.ndarray) -> dict[str, np.ndarray]:
+    """A functional_connectivity movie table (its columns differ from brain_observatory_1.1's)."""
+    n = frame.size
+    return {
+        "color": _text("[1.0, 1.0, 1.0]", n),
+        "contrast": np.full(n, 1.0),
+        "frame": frame.astype(np.float64),
+        "orientation": np.full(n, 0.0),
+        "size": _text("[1920.0, 1080.0]", n),
+        "opacity": np.full(n, 1.0),
+        "units": _text("deg", n),
+    }
+
+
+def _natural_movie_one_more_repeats(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+    """natural_movie_one shown more often: one row per frame at 30 Hz, 900 frames, repeated."""
+    return _fc_movie(np.arange(n) % MOVIE_FRAMES["natural_movie_one"])
+
+
+def _natural_movie_one_shuffled(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+    """natural_movie_one with its frames in a new random order on every repeat."""
+    frames = MOVIE_FRAMES["natural_movie_one"]
+    repeats = -(-n // frames)
+    return _fc_movie(np.argsort(rng.random((repeats, frames)), axis=1).ravel()[:n])
+
+
+def _fc_gratings(rng: np.random.Generator, n: int, contrast: np.ndarray) -> dict[str, np.ndarray]:
+    """Full-field drifting gratings at 2 Hz, 0.04 cycles/deg in 4 directions."""
+    return {
+        "color": _text("[1.0, 1.0, 1.0]", n),
+        "contrast": contrast,
+        "orientation": rng.choice(FC_ORIENTATIONS, n),
+        "phase": _text("[0.0, 0.0]", n),
+        "size": _text("[250.0, 250.0]", n),
+        "spatial_frequency": _text("0.04", n),
+        "temporal_frequency": np.full(n, 2.0),
+        "mask": _text("None", n),
+        "opacity": np.full(n, 1.0),
+        "units": _text("deg", n),
+        "_sf": np.full(n, 0.04),
+        "_contrast_gain": contrast / 0.8,
+    }
+
+
+def _drifting_gratings_contrast(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+    """Contrast tuning: 4 directions x 9 contrasts, 0.5 s on 0.5 s off."""
+    return _fc_gratings(rng, n, rng.choice(FC_CONTRASTS, n))
+
+
+def _drifting_gratings_75_repeats(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+    """4 directions at contrast 0.8, 2 s on 1 s off; ``spatial_frequency`` stored as a number."""
+    table = _fc_gratings(rng, n, np.full(n, 0.8))
+    table["spatial_frequency"] = np.full(n, 0.04)
+    return table
+
+
+def _dot_motion(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+    """Moving dots (PsychoPy DotStim), 8 directions x 7 speeds, 1 s each, with the field's
+    settings in the columns and casing of the real files (``Dir``, ``Speed``, ``dotLife``, ...)."""
+    direction = rng.choice(DOT_DIRECTIONS, n)
+    return {
+        "color": _text("[1.0, 1.0, 1.0]", n),
+        "contrast": np.full(n, 1.0),
+        "opacity": np.full(n, 1.0),
+        "units": _text("norm", n),
+        "Dir": direction,
+        "Speed": rng.choice(DOT_SPEEDS, n),
+        "coherence": np.full(n, 0.9),
+        "dotLife": np.full(n, 20.0),
+        "dotSize": np.full(n, 15.0),
+        "fieldPos": _text("[0.0, 0.0]", n),
+        "fieldShape": _text("circle", n),
+        "fieldSize": _text("[2.0, 2.0]", n),
+        "nDots": np.full(n, 500.0),
+        "noiseDots": _text("direction", n),
+        "_direction": direction,
+    }
+
+
+def _all_nan(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+    """A stimulus whose parameter columns hold nothing but NaN."""
+    return {key: np.full(n, np.nan) for key in ("contrast", "frame", "orientation", "x_position", "opacity")}
+
+
 STIMULI = {  # name: (period s, on-time s, builder)
     "gabors": (0.25, 0.25, _gabors),
     "flashes": (2.0, 0.25, _flashes),
@@ -201,13 +403,30 @@ STIMULI = {  # name: (period s, on-time s, builder)
     "natural_movie_one": (1 / 30, 1 / 30, _natural_movie_one),
     "static_gratings": (0.25, 0.25, _static_gratings),
     "natural_scenes": (0.25, 0.25, _natural_scenes),
+    "natural_movie_three": (1 / 30, 1 / 30, _natural_movie_three),
+    "drifting_gratings_contrast": (1.0, 0.5, _drifting_gratings_contrast),
+    "natural_movie_one_more_repeats": (1 / 30, 1 / 30, _natural_movie_one_more_repeats),
+    "natural_movie_one_shuffled": (1 / 30, 1 / 30, _natural_movie_one_shuffled),
+    "dot_motion": (1.0, 1.0, _dot_motion),
+    "drifting_gratings_75_repeats": (3.0, 2.0, _drifting_gratings_75_repeats),
+    ALL_NAN_STIMULUS: (0.5, 0.25, _all_nan),
 }
 
 
-def schedule(rng: np.random.Generator, duration: float) -> tuple[Schedule, float]:
+def block_plan(
+    session_type: str, schedule: str, all_nan_stimulus: bool
+) -> tuple[tuple[str, float, float], ...]:
+    """The blocks of a session type's schedule, the all-NaN stimulus appended when asked for."""
+    plan = BLOCK_PLANS[session_type, schedule]
+    return (*plan, ALL_NAN_BLOCK) if all_nan_stimulus else plan
+
+
+def schedule(
+    rng: np.random.Generator, duration: float, blocks: tuple[tuple[str, float, float], ...]
+) -> tuple[Schedule, float]:
     """The stimulus schedule scaled to ``duration`` s, and the time (s) its last row ends.
 
-    Spontaneous from 10 % to 15 % of the session, then the blocks of ``BLOCK_PLAN`` with
+    Spontaneous from 10 % to 15 % of the session, then ``blocks`` (see ``BLOCK_PLANS``) with
     spontaneous gaps; presentations of one stimulus never overlap.
     """
     parts: list[tuple[np.ndarray, np.ndarray, str, float, dict[str, np.ndarray]]] = []
@@ -218,7 +437,7 @@ def schedule(rng: np.random.Generator, duration: float) -> tuple[Schedule, float
 
     t = 0.15 * duration
     spontaneous(0.1 * duration, t)
-    for block, (name, fraction, gap) in enumerate(BLOCK_PLAN):
+    for block, (name, fraction, gap) in enumerate(blocks):
         period, on, build = STIMULI[name]
         n = max(1, int(fraction * duration / period))
         edges = t + np.arange(n + 1) * period
@@ -237,6 +456,7 @@ def schedule(rng: np.random.Generator, duration: float) -> tuple[Schedule, float
             pieces.append(cols.get(key, filler))
         columns[key] = np.concatenate(pieces)
     params_of = {name: tuple(k for k in PARAM_ORDER if k in cols) for _, _, name, _, cols in parts}
+    dtype_of = {name: {k: v.dtype for k, v in cols.items()} for _, _, name, _, cols in parts}
     result = Schedule(
         start=np.concatenate([p[0] for p in parts]),
         stop=np.concatenate([p[1] for p in parts]),
@@ -244,6 +464,7 @@ def schedule(rng: np.random.Generator, duration: float) -> tuple[Schedule, float
         block=np.concatenate([np.full(p[0].size, p[3]) for p in parts]),
         columns=columns,
         params_of=params_of,
+        dtype_of=dtype_of,
     )
     return result, float(result.stop[-1])
 
@@ -284,9 +505,9 @@ def events(sched: Schedule, opto: dict[str, np.ndarray]) -> tuple[Events, dict[s
         values = cols[key][stim] if key in cols else np.full(int(stim.sum()), np.nan)
         return np.concatenate((values, np.full(n_opto, np.nan)))
 
-    kind = np.concatenate(
-        ([KINDS.index(n) for n in sched.name[stim]], np.full(n_opto, KINDS.index("optotagging")))
-    )
+    codes, names = pd.factorize(sched.name[stim])
+    models = np.array([MODEL[name] for name in names], dtype=np.int64)
+    kind = np.concatenate((models[codes], np.full(n_opto, KINDS.index("optotagging"))))
     onset = np.concatenate((sched.start[stim], opto["start"]))
     duration = np.concatenate((sched.stop[stim] - sched.start[stim], opto["duration"]))
     order = np.argsort(onset, kind="stable")
@@ -294,19 +515,23 @@ def events(sched: Schedule, opto: dict[str, np.ndarray]) -> tuple[Events, dict[s
         key: param(key)[order]
         for key in ("orientation", "temporal_frequency", "x_position", "y_position", "frame")
     }
+    direction = param("_direction")[order]  # dot motion: its Dir drives the direction tuning
+    params["orientation"] = np.where(np.isnan(direction), params["orientation"], direction)
     params.update(
         kind=kind[order],
         sf=param("_sf")[order],
         color=param("_color")[order],
         level=np.concatenate((np.full(int(stim.sum()), np.nan), opto["level"]))[order],
+        contrast_gain=np.nan_to_num(param("_contrast_gain")[order], nan=1.0),
     )
     return Events(onset=onset[order], duration=duration[order], transient=TRANSIENT[kind[order]]), params
 
 
 def unit_gains(rng: np.random.Generator, p: dict[str, np.ndarray]) -> np.ndarray:
     """One unit's response gain per event: direction/orientation, temporal- and spatial-
-    frequency tuning, a gabor receptive field, flash ON/OFF, per-image scene and movie
-    responses; about 10 % of units are optotagged. Blank sweeps give 0."""
+    frequency tuning (gratings scaled by contrast), a gabor receptive field, flash ON/OFF,
+    per-image scene and movie responses, dot-motion direction; about 10 % of units are
+    optotagged. Blank sweeps and the all-NaN stimulus give 0 (an onset transient only)."""
     kind = p["kind"]
     responsiveness = rng.uniform(0.0, 1.6)
     pref, kappa = rng.uniform(0, 360), rng.uniform(0.5, 3.0)
@@ -326,14 +551,23 @@ def unit_gains(rng: np.random.Generator, p: dict[str, np.ndarray]) -> np.ndarray
         frame = np.nan_to_num(p["frame"], nan=-1.0)
         movie = 1.2 * np.maximum(np.sin(2 * np.pi * frame / 900 * movie_freq + movie_phase), 0) - 0.2
         gains = np.select(
-            [kind == 0, kind == 1, kind == 2, kind == 3, kind == 4, kind == 5],
+            [
+                kind == 0,
+                kind == 1,
+                kind == 2,
+                kind == 3,
+                kind == 4,
+                kind == 5,
+                kind == KINDS.index("dot_motion"),
+            ],
             [
                 2.0 * rf * axis,
                 np.where(p["color"] > 0, on, off),
-                1.5 * direction * tf,
+                1.5 * direction * tf * p["contrast_gain"],
                 movie,
                 1.5 * axis * sf,
                 scenes[np.clip(frame.astype(int) + 1, 0, 118)] * (frame >= 0),
+                1.5 * direction,
             ],
             0.0,
         )
@@ -368,7 +602,8 @@ def write_stimulus(nwb: h5py.File, sched: Schedule, layout: A.Layout) -> None:
             cols.append(
                 W.Column("stimulus_index", np.full(n, layout.spontaneous_stimulus_index, dtype=np.int64))
             )
-        cols += [W.Column(key, sched.columns[key][rows]) for key in sched.params_of[name]]
+        dtypes = sched.dtype_of[name]
+        cols += [W.Column(key, sched.columns[key][rows].astype(dtypes[key])) for key in sched.params_of[name]]
         A.presentation_table(intervals, name, cols, timestamps, rows, layout)
 
 

@@ -1,6 +1,7 @@
 """The plan of a synthetic session, decided before anything is written: ids, probes and
 their channels, the subject, the stimulus schedule and behaviour, invalid epochs and the units'
-roles and drawn metrics. ``synthetic`` turns a ``Plan`` into files.
+roles and drawn metrics, and which optional parts the session has. ``synthetic`` turns a
+``Plan`` into files.
 """
 
 from __future__ import annotations
@@ -47,9 +48,11 @@ class Plan:
     layout: A.Layout
     probes: list[Probe]
     subject: dict[str, Any]
+    session_type: str
     schedule: X.Schedule
-    opto: dict[str, np.ndarray]
-    invalid: dict[str, Any]
+    opto: dict[str, np.ndarray]  # no rows when the session has no optotagging
+    invalid: dict[str, Any] | None  # None: no invalid_times table
+    eye_tracking: bool
     lfp_start: float
     lfp_nominal_rate: float
     units: list[dict[str, np.ndarray]]
@@ -74,13 +77,26 @@ def plan_session(
     lfp_duration: float,
     lfp_rate: float,
     median_rate: float,
+    session_type: str = "brain_observatory_1.1",
+    stimulus_schedule: str = "compact",
+    all_nan_stimulus: bool = False,
+    optotagging: bool = True,
+    invalid_times: bool = True,
+    eye_tracking: bool = True,
 ) -> Plan:
-    """Decide ids, probes and channels, the stimulus schedule, behaviour and unit roles."""
+    """Decide ids, probes and channels, the stimulus schedule, behaviour and unit roles.
+
+    Parts a session lacks (optotagging, invalid times) are still drawn, so that everything
+    else is the same as in the session that has them.
+    """
     rng = np.random.default_rng((seed, 1))
     id_bases = derive_ids(session_id)
     probes = [_plan_probe(rng, i, channels, id_bases, layout) for i in range(n_probes)]
-    schedule, stim_end = X.schedule(rng, duration)
+    blocks = X.block_plan(session_type, stimulus_schedule, all_nan_stimulus)
+    schedule, stim_end = X.schedule(rng, duration, blocks)
     opto = X.optotagging(rng, stim_end + 0.015 * duration, 0.97 * duration)
+    if not optotagging:
+        opto = {key: values[:0] for key, values in opto.items()}
     flashes = schedule.start[schedule.name == "flashes"]
     lfp_start = float(np.clip(flashes[0] - lfp_duration / 2, 0.0, duration - lfp_duration))
     invalid = _invalid_epochs(schedule, probes[-1], session_id, lfp_start, lfp_duration)
@@ -94,9 +110,11 @@ def plan_session(
         layout=layout,
         probes=probes,
         subject=_subject(rng, id_bases["donor"]),
+        session_type=session_type,
         schedule=schedule,
         opto=opto,
-        invalid=invalid,
+        invalid=invalid if invalid_times else None,
+        eye_tracking=eye_tracking,
         lfp_start=lfp_start,
         lfp_nominal_rate=lfp_rate,
         units=units,
@@ -165,9 +183,11 @@ def _subject(rng: np.random.Generator, donor_id: int) -> dict[str, Any]:
 def _invalid_epochs(
     schedule: X.Schedule, last_probe: Probe, session_id: int, lfp_start: float, lfp_duration: float
 ) -> dict[str, Any]:
-    """One session-wide 'stimulus' epoch over ~3 static gratings and one epoch on the last
-    probe, a third of the way into its LFP window."""
+    """One session-wide 'stimulus' epoch over ~3 static gratings (gabors where there are
+    none) and one epoch on the last probe, a third of the way into its LFP window."""
     sg = np.flatnonzero(schedule.name == "static_gratings")
+    if not sg.size:
+        sg = np.flatnonzero(schedule.name == "gabors")
     first = sg[len(sg) // 2] if len(sg) >= 4 else sg[0]
     s0 = float(schedule.start[first]) + 0.01
     p0 = lfp_start + lfp_duration / 3

@@ -70,6 +70,12 @@ def make_session(
     csd_channels: int = 16,
     median_rate: float = 3.0,
     progress: bool = False,
+    session_type: str = "brain_observatory_1.1",
+    stimulus_schedule: str = "compact",
+    all_nan_stimulus: bool = False,
+    eye_tracking: bool = True,
+    optotagging: bool = True,
+    invalid_times: bool = True,
 ) -> SessionFiles:
     """Write a synthetic session in the AllenSDK cache layout under the folder ``path``.
 
@@ -80,7 +86,7 @@ def make_session(
     n_probes, units_per_probe, noise_units_per_probe
         Probes (named probeA…), 'good' units and extra ``quality='noise'`` units per probe.
     duration
-        Recording length in seconds; the brain_observatory_1.1 schedule is scaled to it.
+        Recording length in seconds; the stimulus schedule is scaled to it.
     seed
         Everything except ``object_id`` attributes and ``file_create_date`` follows from it.
     layout
@@ -97,6 +103,27 @@ def make_session(
         Median base firing rate of the units, Hz.
     progress
         Show tqdm progress bars (needs the ``progress`` extra).
+    session_type
+        The stimulus set: ``"brain_observatory_1.1"`` (gabors, flashes, drifting and static
+        gratings, natural scenes and movies) or ``"functional_connectivity"`` (gabors,
+        flashes, ``drifting_gratings_contrast``, ``drifting_gratings_75_repeats``,
+        ``natural_movie_one_more_repeats``, ``natural_movie_one_shuffled`` and ``dot_motion``
+        with the real files' oddly cased columns ``Dir``, ``Speed``, ``dotLife``,
+        ``fieldSize``, ...), also written to ``/general/stimulus``.
+    stimulus_schedule
+        ``"compact"``: each stimulus in a few blocks, ~2.3 presentations per second (~450 in
+        the default 200 s). ``"full"``: a real session's block order and shares, where the
+        one-row-per-frame 30 Hz movie blocks give ~7 presentations per second: ~70,000
+        (brain_observatory_1.1, with ``natural_movie_three``) or ~77,000
+        (functional_connectivity) in 10,000 s, as real sessions have.
+    all_nan_stimulus
+        Add a short block of ``"all_nan_stimulus"`` presentations whose parameter columns
+        (``contrast``, ``frame``, ``orientation``, ``x_position``, ``opacity``) are all NaN.
+    eye_tracking, optotagging, invalid_times
+        Whether the session has eye tracking (the ``eye_tracking``, ``raw_gaze_mapping``,
+        ``filtered_gaze_mapping`` and ``eye_tracking_rig_metadata`` modules), optotagging
+        (the ``optotagging`` module; units then get no laser responses) and
+        ``/intervals/invalid_times``. Everything else stays as with them.
 
     Returns
     -------
@@ -125,6 +152,12 @@ def make_session(
         lfp_duration=float(lfp_duration),
         lfp_rate=float(lfp_rate),
         median_rate=float(median_rate),
+        session_type=session_type,
+        stimulus_schedule=stimulus_schedule,
+        all_nan_stimulus=bool(all_nan_stimulus),
+        optotagging=bool(optotagging),
+        invalid_times=bool(invalid_times),
+        eye_tracking=bool(eye_tracking),
     )
     folder = Path(path) / f"session_{session_id}"
     folder.mkdir(parents=True, exist_ok=True)
@@ -158,8 +191,13 @@ def make_session(
 
 def _validate(args: dict[str, Any]) -> None:
     """Check make_session's arguments; the message names the parameter and the accepted range."""
-    if args["layout"] not in A.LAYOUTS:
-        raise ValueError(f"layout={args['layout']!r}: expected one of {sorted(A.LAYOUTS)}")
+    for name, accepted in (
+        ("layout", sorted(A.LAYOUTS)),
+        ("session_type", list(X.SESSION_TYPES)),
+        ("stimulus_schedule", list(X.SCHEDULES)),
+    ):
+        if args[name] not in accepted:
+            raise ValueError(f"{name}={args[name]!r}: expected one of {accepted}")
     checks = (
         ("n_probes", 1, 26),
         ("units_per_probe", 1, 9000),
@@ -305,19 +343,23 @@ def _write_session_file(
         session_start_time=SESSION_START,
     )
     A.write_general(
-        nwb, session_id=plan.session_id, institution=layout.institution, stimulus="brain_observatory_1.1"
+        nwb, session_id=plan.session_id, institution=layout.institution, stimulus=plan.session_type
     )
     A.write_subject(nwb, plan.subject)
     A.write_probes(nwb, [_probe_meta(p, plan) for p in plan.probes])
     electrodes = {k: np.concatenate([p.channels[k] for p in plan.probes]) for k in plan.probes[0].channels}
     A.write_electrodes(nwb, electrodes, layout)
     X.write_stimulus(nwb, plan.schedule, layout)
-    A.invalid_times_table(
-        nwb.require_group("intervals"), plan.invalid["start"], plan.invalid["stop"], plan.invalid["tags"]
-    )
-    X.write_optotagging(nwb, plan.opto)
+    if plan.invalid is not None:
+        invalid = plan.invalid
+        A.invalid_times_table(
+            nwb.require_group("intervals"), invalid["start"], invalid["stop"], invalid["tags"]
+        )
+    if plan.opto["start"].size:
+        X.write_optotagging(nwb, plan.opto)
     X.write_running(nwb, np.random.default_rng((plan.seed, 3)), plan.duration)
-    X.write_eye_tracking(nwb, np.random.default_rng((plan.seed, 4)), plan.duration)
+    if plan.eye_tracking:
+        X.write_eye_tracking(nwb, np.random.default_rng((plan.seed, 4)), plan.duration)
     _write_units(nwb, plan, counts, scratch, waveform_samples)
 
 
@@ -409,7 +451,7 @@ def _write_lfp_file(
         nwb,
         session_id=plan.session_id,
         institution=LFP_INSTITUTION,
-        stimulus="brain_observatory_1.1" if layout.lfp_file_subject else None,
+        stimulus=plan.session_type if layout.lfp_file_subject else None,
     )
     if layout.lfp_file_subject:
         A.write_subject(nwb, plan.subject)
