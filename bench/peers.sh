@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Make the peers' virtual environments for bench/ (not needed by the tests):
 #   bench/_venvs/allensdk  — the AllenSDK 2.16.2 with its pinned stack (../shared/peers lock file)
+#   bench/_venvs/pynapple  — pynapple (pinned below) with h5py, for bench/bench_spike_analysis.py
 # Usage: bash bench/peers.sh   (override the folder with ECEPHYS_BENCH_VENVS=/somewhere)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -16,3 +17,9 @@ if [ ! -x "$venvs/allensdk/bin/python" ]; then
   fi
 fi
 echo "AllenSDK peer: $venvs/allensdk/bin/python"
+pynapple_pins=("pynapple==0.11.4" "h5py==3.16.0")
+if [ ! -x "$venvs/pynapple/bin/python" ]; then
+  python3 -m venv "$venvs/pynapple"
+  "$venvs/pynapple/bin/pip" install --quiet "${pynapple_pins[@]}"
+fi
+echo "pynapple peer: $venvs/pynapple/bin/python"

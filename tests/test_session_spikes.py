@@ -105,3 +105,23 @@ def test_unknown_ids_are_named(case):
         session.presentationwise_spike_counts([0, 0.1], [0], [12345])
     with pytest.raises(UnknownIdError, match="stimulus_presentation id"):
         session.presentationwise_spike_times([10**9])
+
+
+def test_unsorted_spike_times_in_the_file_are_reported_once_checked(tmp_path):
+    import shutil
+
+    import h5py
+
+    from ecephys.errors import NWBFormatError
+
+    path = tmp_path / "session_999000001.nwb"
+    shutil.copy(session_path("vcn2020_tiny"), path)
+    path.chmod(0o644)
+    with h5py.File(path, "r+") as f:
+        times = f["units/spike_times"]
+        times[10], times[11] = times[11], times[10]  # the first unit's spikes, now out of order
+    session = ecephys.open_session(path, **VARIANTS["unfiltered"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", EcephysWarning)
+        with pytest.raises(NWBFormatError, match="spike times are out of order"):
+            session.presentationwise_spike_counts([0.0, 0.1], [0], None)

@@ -22,6 +22,7 @@ from ecephys import spikes, stimuli
 from ecephys.errors import (
     EcephysWarning,
     MissingDataError,
+    NWBFormatError,
     SessionFileNotFound,
     UnknownIdError,
     UnknownProbeError,
@@ -109,6 +110,14 @@ class UnitArrays(Mapping[int, np.ndarray]):
         offsets = self._column.offsets
         return offsets[rows], offsets[rows + 1]
 
+    def bounds(self, unit_ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The file's whole flat dataset (read once) and each unit's ``[start, stop)`` in it, (n, 2).
+
+        No spike is copied: this is what the spike analyses take (:mod:`ecephys.spikes`).
+        """
+        starts, stops = self.row_slices if unit_ids is None else self._slices_of(unit_ids)
+        return self._column.load(), np.stack([starts, stops], axis=1)
+
     def flat(self, unit_ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Concatenated data of ``unit_ids`` (default: all, in order) and the (n + 1,) offsets into it."""
         starts, stops = self.row_slices if unit_ids is None else self._slices_of(unit_ids)
@@ -185,6 +194,7 @@ class EcephysSession:
         self._lfp_fetcher = lfp_fetcher
         self._lfp_files: dict[int, ProbeLFPFile] = {}
         self._warned_invalid_spikes = False
+        self._spikes_sorted = False
 
     # -- construction --------------------------------------------------------------------
     @classmethod
@@ -217,6 +227,12 @@ class EcephysSession:
 
     def __repr__(self) -> str:
         return f"<EcephysSession {self.ecephys_session_id} ({self._nwb.name})>"
+
+    def _repr_html_(self) -> str:
+        """Jupyter: id, type, units (filtered and in the file), probes, duration, local LFP files."""
+        from ecephys._display import html_table, session_summary
+
+        return html_table("EcephysSession", session_summary(self))
 
     # -- identity and metadata -----------------------------------------------------------
     @property
@@ -550,10 +566,27 @@ class EcephysSession:
         return table.loc[wanted]
 
     def _spike_arrays(self, unit_ids: object | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Flat spike times (s) and offsets of the selected units, and their ids (units-table order)."""
+        """All spike times (s), the selected units' (n, 2) bounds in them, and their ids (units order)."""
         ids = self._select(self.units, unit_ids, "unit").index.to_numpy(dtype=np.int64)
-        flat, offsets = self.spike_times.flat(ids)
-        return flat, offsets, ids
+        flat, bounds = self.spike_times.bounds(ids)
+        self._check_spikes_sorted()
+        return flat, bounds, ids
+
+    def _check_spikes_sorted(self) -> None:
+        """Check once per session that every unit's spike times are sorted (the analyses rely on it)."""
+        if self._spikes_sorted:
+            return
+        flat, bounds = self.spike_times.bounds()
+        ids = self.spike_times.unit_ids
+        try:
+            spikes.check_spike_arrays(flat, bounds, ids)
+        except ValueError as err:
+            raise NWBFormatError(
+                f"{self._nwb.name}: {err}; the file's spike times are out of order, so they cannot be "
+                "binned. Download the file again, or report the file if it is whole.",
+                path=self._nwb.name,
+            ) from err
+        self._spikes_sorted = True
 
     def presentationwise_spike_counts(
         self,
@@ -588,6 +621,7 @@ class EcephysSession:
             large_bin_size_threshold=large_bin_size_threshold,
             time_domain_callback=time_domain_callback,
             rates=rates,
+            check_sorted=False,
         )
 
     def presentationwise_spike_times(
@@ -605,6 +639,7 @@ class EcephysSession:
             presentations.index.to_numpy(),
             presentations["start_time"].to_numpy(dtype=np.float64),
             presentations["stop_time"].to_numpy(dtype=np.float64),
+            check_sorted=False,
         )
 
     def conditionwise_spike_statistics(
@@ -627,6 +662,7 @@ class EcephysSession:
             offsets,
             presentations["start_time"].to_numpy(dtype=np.float64),
             presentations["stop_time"].to_numpy(dtype=np.float64),
+            check_sorted=False,
         )
         if unit_ids is None:
             spiked = counts.sum(axis=0) > 0

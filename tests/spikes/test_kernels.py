@@ -17,8 +17,22 @@ from tests.spikes.brute import (
     brute_bin_counts,
     brute_interval_counts,
     brute_spike_times,
-    pack,
 )
+from tests.spikes.brute import (
+    pack as pack_cumulative,
+)
+
+
+def bounds(offsets: np.ndarray) -> np.ndarray:
+    """The kernels' ``(n_units, 2)`` bounds from cumulative offsets."""
+    return np.stack([offsets[:-1], offsets[1:]], axis=1)
+
+
+def pack(units, ids=None):
+    """``(flat, bounds, unit_ids)`` as the kernels take them."""
+    flat, offsets, unit_ids = pack_cumulative(units, ids)
+    return flat, bounds(offsets), unit_ids
+
 
 # No deadline: the machine may be busy, and the properties are about answers, not speed.
 relaxed = settings(deadline=None)
@@ -89,8 +103,11 @@ def test_disjoint_window_order(lo, hi, disjoint):
 
 def test_check_sorted_blocks_names_the_first_unsorted_unit():
     flat = np.array([1.0, 2.0, 5.0, 3.0, 0.0, 9.0])
-    assert _kernels.check_sorted_blocks(flat, np.array([0, 2, 4, 6])) == 1
-    assert _kernels.check_sorted_blocks(flat, np.array([0, 3, 4, 6])) == -1
+    assert _kernels.check_sorted_blocks(flat, bounds(np.array([0, 2, 4, 6]))) == 1
+    assert _kernels.check_sorted_blocks(flat, bounds(np.array([0, 3, 4, 6]))) == -1
+    # bounds may select units in any order, skipping others
+    assert _kernels.check_sorted_blocks(flat, np.array([[4, 6], [0, 2]])) == -1
+    assert _kernels.check_sorted_blocks(flat, np.array([[4, 6], [1, 4]])) == 1
 
 
 @relaxed

@@ -240,7 +240,9 @@ def test_binarize_does_not_warn_for_rounded_millisecond_bins():
         ({"offsets": [0, 1, 2]}, "offsets must be 1-D"),
         ({"offsets": [0.0, 2.0]}, "must be integers"),
         ({"spike_times_flat": [2.0, 1.0]}, "unit 7 .* not sorted"),
-        ({"offsets": [0, 5]}, "non-decreasing within"),
+        ({"offsets": [0, 5]}, r"offsets must lie within \[0, 2\]"),
+        ({"offsets": [2, 0]}, "non-decreasing"),
+        ({"offsets": [[0, 3]]}, "must lie within"),
     ],
 )
 def test_invalid_arguments(kwargs, match):

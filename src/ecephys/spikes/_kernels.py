@@ -1,8 +1,8 @@
 """Hot loops of the spike analyses: numpy only, one Python iteration per unit (or per block).
 
-Every function takes the flat spike layout -- ``flat`` (float64 seconds, all units
-concatenated, each unit's block sorted) and ``offsets`` (int64, unit ``k`` is
-``flat[offsets[k]:offsets[k + 1]]``) -- and trusts its caller to have validated it
+Every function takes the flat spike layout -- ``flat`` (float64 seconds, each unit's block
+sorted) and ``offsets`` (int64 bounds of shape ``(n_units, 2)``: unit ``k`` is
+``flat[offsets[k, 0]:offsets[k, 1]]``) -- and trusts its caller to have validated it
 (:func:`ecephys.spikes.binning.check_spike_arrays`). Nothing here loops in Python over spikes,
 bins or presentations.
 
@@ -42,8 +42,8 @@ class CountOverflow(Exception):  # noqa: N818 - private control flow, never reac
 
 def check_sorted_blocks(flat: np.ndarray, offsets: np.ndarray) -> int:
     """Index of the first unit whose block of ``flat`` is not sorted ascending, or -1."""
-    for k in range(offsets.size - 1):
-        block = flat[offsets[k] : offsets[k + 1]]
+    for k in range(offsets.shape[0]):
+        block = flat[offsets[k, 0] : offsets[k, 1]]
         if block.size > 1 and bool(np.any(block[1:] < block[:-1])):
             return k
     return -1
@@ -106,14 +106,14 @@ def _bin_counts_disjoint(
     """Windows that do not overlap: all their edges, in window order, form one sorted array."""
     n_windows, n_edges = domain.shape
     n_bins = n_edges - 1
-    n_units = offsets.size - 1
+    n_units = offsets.shape[0]
     if n_windows == 0 or n_bins == 0:
         return
     edges = np.ascontiguousarray(domain[order]).ravel()
     out_flat = out.reshape(-1)
     identity = bool(np.array_equal(order, np.arange(n_windows)))
     for k in range(n_units):
-        unit = flat[offsets[k] : offsets[k + 1]]
+        unit = flat[offsets[k, 0] : offsets[k, 1]]
         # Spikes before the first edge or at/after the last edge fall in no bin.
         lo, hi = np.searchsorted(unit, (edges[0], edges[-1]), side="left")
         carry = (-1, 0)
@@ -143,7 +143,7 @@ def _bin_counts_general(
     """Any windows, overlapping or not: expand (spike, window) pairs, then a batched bisection."""
     n_windows, n_edges = domain.shape
     n_bins = n_edges - 1
-    n_units = offsets.size - 1
+    n_units = offsets.shape[0]
     if n_windows == 0 or n_bins == 0:
         return
     edges = np.ascontiguousarray(domain).ravel()
@@ -152,7 +152,7 @@ def _bin_counts_general(
     steps = int(np.ceil(np.log2(n_bins))) if n_bins > 1 else 0
     out_flat = out.reshape(-1)
     for k in range(n_units):
-        unit = flat[offsets[k] : offsets[k + 1]]
+        unit = flat[offsets[k, 0] : offsets[k, 1]]
         begin = np.searchsorted(unit, first_edge, side="left")
         end = np.searchsorted(unit, last_edge, side="left")
         n_in = np.maximum(end - begin, 0)
@@ -236,10 +236,10 @@ def interval_counts(
     ``closed="left"`` counts ``start <= t < stop``. Overlapping intervals each get their count.
     """
     side: Literal["left", "right"] = "right" if closed == "right" else "left"
-    n_units = offsets.size - 1
+    n_units = offsets.shape[0]
     result = np.zeros((n_units, starts.size), dtype=np.int64)
     for k in range(n_units):
-        unit = flat[offsets[k] : offsets[k + 1]]
+        unit = flat[offsets[k, 0] : offsets[k, 1]]
         result[k] = np.searchsorted(unit, stops, side=side) - np.searchsorted(unit, starts, side=side)
     np.maximum(result, 0, out=result)
     return np.ascontiguousarray(result.T)
@@ -260,14 +260,14 @@ def interval_members(
     inside two overlapping intervals gives two pairs. ``closed`` as in :func:`interval_counts`.
     """
     side: Literal["left", "right"] = "right" if closed == "right" else "left"
-    n_units = offsets.size - 1
+    n_units = offsets.shape[0]
     spike_parts: list[np.ndarray] = []
     interval_parts: list[np.ndarray] = []
     unit_parts: list[np.ndarray] = []
     intervals = np.arange(starts.size)
     for k in range(n_units):
-        a = int(offsets[k])
-        unit = flat[a : offsets[k + 1]]
+        a = int(offsets[k, 0])
+        unit = flat[a : offsets[k, 1]]
         begin = np.searchsorted(unit, starts, side=side)
         counts = np.maximum(np.searchsorted(unit, stops, side=side) - begin, 0)
         total = int(counts.sum())

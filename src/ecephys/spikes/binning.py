@@ -65,9 +65,15 @@ def pack_spike_times(
 
 
 def check_spike_arrays(
-    spike_times_flat: ArrayLike, offsets: ArrayLike, unit_ids: ArrayLike
+    spike_times_flat: ArrayLike, offsets: ArrayLike, unit_ids: ArrayLike, *, check_sorted: bool = True
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Validate the flat spike layout and return it as (float64, int64, unit-id) arrays.
+    """Validate the flat spike layout; return (float64 spikes, int64 ``(n_units, 2)`` bounds, ids).
+
+    ``offsets`` is either the cumulative form (``n_units + 1`` entries; unit ``k`` is
+    ``flat[offsets[k]:offsets[k + 1]]``) or per-unit bounds of shape ``(n_units, 2)`` (unit
+    ``k`` is ``flat[offsets[k, 0]:offsets[k, 1]]``), which lets a caller select units of a
+    larger array without copying their spikes. ``check_sorted=False`` skips the per-unit order
+    check, for callers that checked the same spikes once already (a session does).
 
     Raises
     ------
@@ -82,25 +88,35 @@ def check_spike_arrays(
         raise ValueError(f"spike_times_flat must be 1-D; got shape {flat.shape}")
     if ids.ndim != 1:
         raise ValueError(f"unit_ids must be 1-D; got shape {ids.shape}")
-    if offs.ndim != 1 or offs.size != ids.size + 1:
-        raise ValueError(
-            f"offsets must be 1-D with len(unit_ids) + 1 = {ids.size + 1} entries; got shape {offs.shape}"
-        )
     if offs.size and not np.issubdtype(offs.dtype, np.integer):
         raise ValueError(f"offsets must be integers; got dtype {offs.dtype}")
     offs = offs.astype(np.int64, copy=False)
-    if offs.size and (offs[0] < 0 or offs[-1] > flat.size or bool(np.any(np.diff(offs) < 0))):
+    if offs.ndim == 1 and offs.size == ids.size + 1:
+        if offs.size and bool(np.any(np.diff(offs) < 0)):
+            raise ValueError(f"offsets must be non-decreasing; got {offs[0]} ... {offs[-1]}")
+        bounds = np.stack([offs[:-1], offs[1:]], axis=1) if offs.size else np.zeros((0, 2), np.int64)
+    elif offs.ndim == 2 and offs.shape == (ids.size, 2):
+        bounds = offs
+    else:
         raise ValueError(
-            f"offsets must be non-decreasing within [0, {flat.size}] (the length of spike_times_flat); "
-            f"got {offs[0]} ... {offs[-1]}"
+            f"offsets must be 1-D with len(unit_ids) + 1 = {ids.size + 1} entries, or per-unit bounds of "
+            f"shape ({ids.size}, 2); got shape {offs.shape}"
         )
-    bad = _kernels.check_sorted_blocks(flat, offs)
+    if bounds.size and (
+        bool(np.any(bounds[:, 0] < 0)) or bool(np.any(bounds[:, 1] > flat.size))
+        or bool(np.any(bounds[:, 1] < bounds[:, 0]))
+    ):  # fmt: skip
+        raise ValueError(
+            f"offsets must lie within [0, {flat.size}] (the length of spike_times_flat), each unit's "
+            "start before its stop"
+        )
+    bad = _kernels.check_sorted_blocks(flat, bounds) if check_sorted else -1
     if bad >= 0:
         raise ValueError(
             f"the spike times of unit {ids[bad]} (position {bad}) are not sorted; "
             "sort each unit's block, or build the arrays with pack_spike_times"
         )
-    return flat, offs, ids
+    return flat, bounds, ids
 
 
 def check_bin_edges(bin_edges: ArrayLike) -> np.ndarray:

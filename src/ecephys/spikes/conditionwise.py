@@ -25,7 +25,12 @@ _RATE_COLUMNS = ["stimulus_presentation_count", "spike_mean", "spike_std", "spik
 
 
 def spike_counts_per_presentation(
-    spike_times_flat: ArrayLike, offsets: ArrayLike, start_times: ArrayLike, stop_times: ArrayLike
+    spike_times_flat: ArrayLike,
+    offsets: ArrayLike,
+    start_times: ArrayLike,
+    stop_times: ArrayLike,
+    *,
+    check_sorted: bool = True,
 ) -> np.ndarray:
     """Spikes of each unit within each presentation, ``start_time < t <= stop_time``.
 
@@ -42,7 +47,8 @@ def spike_counts_per_presentation(
         int64, shape ``(n_presentations, n_units)``.
     """
     offs = np.asarray(offsets)
-    flat, offs, _ = check_spike_arrays(spike_times_flat, offs, np.arange(max(offs.size - 1, 0)))
+    n_units = offs.shape[0] if offs.ndim == 2 else max(offs.size - 1, 0)
+    flat, offs, _ = check_spike_arrays(spike_times_flat, offs, np.arange(n_units), check_sorted=check_sorted)
     starts = np.asarray(start_times, dtype=np.float64)
     stops = np.asarray(stop_times, dtype=np.float64)
     if starts.ndim != 1 or stops.shape != starts.shape:

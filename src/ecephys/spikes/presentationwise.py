@@ -67,6 +67,7 @@ def presentationwise_spike_counts(
     large_bin_size_threshold: float = 0.001,
     time_domain_callback: Callable[[np.ndarray], ArrayLike] | None = None,
     rates: bool = False,
+    check_sorted: bool = True,
 ) -> xr.DataArray:
     """Spike counts in time bins around each presentation's onset, per unit.
 
@@ -98,7 +99,7 @@ def presentationwise_spike_counts(
         ``spike_counts`` (or ``spike_rates``), dims ``(stimulus_presentation_id,
         time_relative_to_stimulus_onset, unit_id)``; the time coordinate is the bin centres.
     """
-    flat, offs, ids = check_spike_arrays(spike_times_flat, offsets, unit_ids)
+    flat, offs, ids = check_spike_arrays(spike_times_flat, offsets, unit_ids, check_sorted=check_sorted)
     edges = check_bin_edges(bin_edges)
     pres = np.asarray(presentation_ids)
     starts = np.asarray(start_times, dtype=np.float64)
@@ -194,6 +195,8 @@ def presentationwise_spike_times(
     presentation_ids: ArrayLike,
     start_times: ArrayLike,
     stop_times: ArrayLike,
+    *,
+    check_sorted: bool = True,
 ) -> pd.DataFrame:
     """Every spike that falls inside a presentation, with its unit and presentation.
 
@@ -216,7 +219,7 @@ def presentationwise_spike_times(
         ties keep the order of ``unit_ids``, then of ``presentation_ids``. An empty frame has
         the same columns and dtypes.
     """
-    flat, offs, ids = check_spike_arrays(spike_times_flat, offsets, unit_ids)
+    flat, offs, ids = check_spike_arrays(spike_times_flat, offsets, unit_ids, check_sorted=check_sorted)
     pres = np.asarray(presentation_ids)
     starts = np.asarray(start_times, dtype=np.float64)
     stops = np.asarray(stop_times, dtype=np.float64)
