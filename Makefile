@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 demo: install
-	$(PY) -m ecephys.demo
+	$(VENV)/bin/ecephys demo
 
 lint: install
 	$(VENV)/bin/ruff check src tests bench

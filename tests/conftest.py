@@ -10,4 +10,5 @@ from tests.transport import (  # noqa: F401 - fixtures
     real_warehouse,
     sleeps,
     tiny_warehouse,
+    tutorial_project,
 )

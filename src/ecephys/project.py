@@ -241,8 +241,15 @@ class EcephysProjectCache:
         return self.layout.root
 
     def __repr__(self) -> str:
-        source = "folder only" if self.fetcher is None else f"fetcher {type(self.fetcher).__name__}"
-        return f"<EcephysProjectCache {self.cache_dir} ({source})>"
+        from ecephys._display import cache_repr
+
+        return cache_repr(self)
+
+    def _repr_html_(self) -> str:
+        """Jupyter: folder, source, sessions in the table, session and LFP files cached."""
+        from ecephys._display import cache_summary, html_table
+
+        return html_table("EcephysProjectCache", cache_summary(self))
 
     # -- files of the folder ---------------------------------------------------------------
     def _missing(self, path: Path, key: str, what: str) -> CacheFileNotFound:

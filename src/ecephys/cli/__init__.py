@@ -83,7 +83,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("verify", parents=[common], help="find truncated or corrupt files in the cache")
     p.set_defaults(run=_verify)
 
-    p = sub.add_parser("demo", parents=[common], help="the offline tour on a synthetic session")
+    p = sub.add_parser(
+        "demo",
+        help="the AllenSDK tutorial run offline on a synthetic project; figures in ./demo-output",
+    )
+    p.add_argument(
+        "--folder",
+        type=Path,
+        default=None,
+        help="where the demo project lives (default: <cache>/demo-project)",
+    )
+    p.add_argument("--output", type=Path, default=None, help="where the figures go (default: ./demo-output)")
+    p.add_argument("--verbose", "-v", action="store_true", help="log progress and show error chains")
     p.set_defaults(run=_demo)
     return parser
 
@@ -245,7 +256,7 @@ def _verify(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from ecephys import demo
 
-    return demo.main([] if args.cache is None else ["--folder", str(args.cache)])
+    return demo.run_tour(args.folder, args.output)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
