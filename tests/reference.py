@@ -198,3 +198,17 @@ def assert_csv_matches_reference(frame: pd.DataFrame, path: Path) -> None:
     """Assert ``frame.to_csv()``, columns in the order of the ``.json`` beside ``path``, equals the CSV."""
     columns = load_json(path.with_suffix(".json"))["columns"]
     assert frame[columns].to_csv() == path.read_text()
+
+
+def assert_metadata_matches(ours: dict, expected: dict) -> None:
+    """``session.metadata`` against a reference ``metadata.json`` (datetime as ISO text, NaN acronyms)."""
+    assert sorted(ours) == sorted(expected)
+    for key, value in expected.items():
+        if key == "session_start_time":
+            assert ours[key].isoformat() == value
+        elif key == "structure_acronyms":
+            assert [None if pd.isna(a) else a for a in ours[key]] == [
+                None if pd.isna(a) else a for a in value
+            ]
+        else:
+            assert ours[key] == value, key

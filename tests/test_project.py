@@ -35,6 +35,7 @@ from tests.reference import (
     SESSION_ID,
     SHARED,
     assert_frame_matches_reference,
+    assert_metadata_matches,
     load_json,
     load_reference_table,
     reference_dir,
@@ -238,17 +239,7 @@ def test_session_structures_and_summary_match_allensdk_cache(fixture_session):
     assert counts.tolist() == [row[0] for row in expected_counts["data"]]
 
     metadata = load_json(ref / "metadata.json")
-    ours = session.metadata
-    assert sorted(ours) == sorted(metadata)
-    for key, value in metadata.items():
-        if key == "session_start_time":
-            assert ours[key].isoformat() == value
-        elif key == "structure_acronyms":
-            assert [None if pd.isna(a) else a for a in ours[key]] == [
-                None if pd.isna(a) else a for a in value
-            ]
-        else:
-            assert ours[key] == value, key
+    assert_metadata_matches(session.metadata, metadata)
 
     summary = load_json(ref / "session_summary.json")
     with warnings.catch_warnings():

@@ -15,6 +15,7 @@ from ecephys.errors import EcephysWarning
 from tests.reference import (
     FIXTURE_NAMES,
     assert_frame_matches_reference,
+    assert_metadata_matches,
     load_json,
     reference_dir,
     session_path,
@@ -268,14 +269,4 @@ def test_full_metadata_equals_allensdk_cache_answer(fixture):
     session = ecephys.open_session(session_path(fixture))
     ref = reference_dir(fixture, "default")
     expected = load_json(ref.parent / "cache" / "metadata.json")
-    ours = session.metadata
-    assert sorted(ours) == sorted(expected)
-    for key, value in expected.items():
-        if key == "session_start_time":
-            assert ours[key].isoformat() == value
-        elif key == "structure_acronyms":
-            assert [None if pd.isna(a) else a for a in ours[key]] == [
-                None if pd.isna(a) else a for a in value
-            ]
-        else:
-            assert ours[key] == value, key
+    assert_metadata_matches(session.metadata, expected)
