@@ -238,8 +238,8 @@ def test_session_structures_and_summary_match_allensdk_cache(fixture_session):
     assert counts.index.tolist() == expected_counts["index"]
     assert counts.tolist() == [row[0] for row in expected_counts["data"]]
 
-    metadata = load_json(ref / "metadata.json")
-    assert_metadata_matches(session.metadata, metadata)
+    ours = session.metadata
+    assert_metadata_matches(ours, load_json(ref / "metadata.json"))
 
     summary = load_json(ref / "session_summary.json")
     with warnings.catch_warnings():
