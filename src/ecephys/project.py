@@ -49,7 +49,7 @@ from ecephys.errors import (
     UnknownSessionError,
 )
 from ecephys.nwb.allen import AllenSessionFile
-from ecephys.session import EcephysSession
+from ecephys.session import EcephysSession, stream_session
 from ecephys.units import METRIC_RENAMES, UnitFilters
 
 __all__ = ["BUCKET_URL", "EcephysProjectCache", "ProjectCache", "TableFetcher", "read_table_csv"]
@@ -564,6 +564,15 @@ class EcephysProjectCache:
 
     def fetch_lfp_file(self, probe_id: int) -> Path:
         """The local path of a probe's LFP NWB file, downloaded first by the fetcher if needed."""
+        session_id, key = self._lfp_key(probe_id)
+        return self._local_file(
+            self.layout.probe_lfp_nwb(session_id, int(probe_id)),
+            key,
+            f"LFP of probe {int(probe_id)} (session {session_id})",
+        )
+
+    def _lfp_key(self, probe_id: int) -> tuple[int, str]:
+        """The session id and cache key of a probe's LFP file; errors for unknown probes or no LFP."""
         probes = self._raw_table("probes")
         try:
             row = probes.loc[int(probe_id)]
@@ -578,11 +587,7 @@ class EcephysProjectCache:
                 f"probe {int(probe_id)} ({row.get('name', '?')}) of session {session_id} has no LFP file "
                 "(has_lfp_data is False in probes.csv)"
             )
-        return self._local_file(
-            self.layout.probe_lfp_nwb(session_id, int(probe_id)),
-            CacheLayout.key("probe_lfp_nwb", session_id, int(probe_id)),
-            f"LFP of probe {int(probe_id)} (session {session_id})",
-        )
+        return session_id, CacheLayout.key("probe_lfp_nwb", session_id, int(probe_id))
 
     def _external_channel_columns(self, session_id: int) -> pd.DataFrame:
         """The session's rows of ``channels.csv``, structure and CCF columns (what the session gets)."""
@@ -593,17 +598,43 @@ class EcephysProjectCache:
         return channels.loc[channels["ecephys_probe_id"].isin(probe_ids), columns]
 
     def get_session_data(
-        self, session_id: int, filter_by_validity: bool = True, **unit_filter_kwargs: Any
+        self,
+        session_id: int,
+        filter_by_validity: bool = True,
+        *,
+        stream: bool = False,
+        **unit_filter_kwargs: Any,
     ) -> EcephysSession:
         """Open one session's NWB file, with ``channels.csv``'s structures in its channels and units.
 
         A missing or truncated session file is downloaded first (with a progress bar), and
         ``session.get_lfp(probe_id)`` downloads that probe's LFP file when the folder lacks it.
+        With ``stream=True`` nothing is downloaded: the session file (and later its LFP files)
+        are read in parts straight from the cache's source (S3 or HTTP, a cache made by
+        :meth:`from_s3` or with a ``SourceFetcher``); see ``session.bytes_fetched``.
         Unit filters as in :func:`ecephys.open_session`.
         """
         session_id = self._known_session(session_id)
         filters = UnitFilters.from_kwargs(filter_by_validity=filter_by_validity, **unit_filter_kwargs)
         external = self._external_channel_columns(session_id)
+        if stream:
+            source = getattr(self.fetcher, "source", None)
+            if source is None or not hasattr(source, "read_range"):
+                kind = "no fetcher" if self.fetcher is None else type(self.fetcher).__name__
+                raise ValueError(
+                    f"stream=True: session {session_id} can only be streamed from a cache over S3 or HTTP "
+                    f"(EcephysProjectCache.from_s3(), or a SourceFetcher); this cache has {kind}, which "
+                    "cannot read part of a file. Use stream=False to download it, or open the cache "
+                    "with from_s3()."
+                )
+            return stream_session(
+                source,
+                CacheLayout.key("session_nwb", session_id, session_id),
+                filters=filters,
+                lfp_key=lambda probe_id: self._lfp_key(probe_id)[1],
+                retries=getattr(self.fetcher, "retries", 5),
+                external_channel_columns=external,
+            )
         path = self.fetch_session_file(session_id)
         return EcephysSession(
             AllenSessionFile(path),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from functools import cached_property
 from typing import IO, Any
@@ -30,6 +30,9 @@ from ecephys.errors import (
 from ecephys.nwb.allen import AllenSessionFile, RaggedColumn
 from ecephys.nwb.lfp import ProbeLFPFile, TimeWindow, lfp_path_beside
 from ecephys.nwb.table import read_ragged_lists
+from ecephys.sources.base import Source
+from ecephys.sources.remote_file import RemoteFile, key_beside, source_for_url
+from ecephys.sources.retry import RetryPolicy
 from ecephys.units import (
     UnitFilters,
     build_channels_table,
@@ -39,7 +42,7 @@ from ecephys.units import (
     shape_units,
 )
 
-__all__ = ["EcephysSession", "UnitArrays", "UnitWaveforms", "open_session"]
+__all__ = ["EcephysSession", "UnitArrays", "UnitWaveforms", "open_session", "stream_session"]
 
 PathLike = str | os.PathLike
 
@@ -181,7 +184,8 @@ class EcephysSession:
         filters: UnitFilters | None = None,
         lfp_paths: Mapping[int, PathLike] | None = None,
         external_channel_columns: pd.DataFrame | None = None,
-        lfp_fetcher: Callable[[int], PathLike] | None = None,
+        lfp_fetcher: Callable[[int], PathLike | IO[bytes]] | None = None,
+        owned: Sequence[IO[bytes]] = (),
     ) -> None:
         self._nwb = nwb
         self.filters = filters if filters is not None else UnitFilters()
@@ -190,9 +194,12 @@ class EcephysSession:
         #: what :class:`ecephys.project.EcephysProjectCache` passes from its ``channels.csv``
         #: (``ecephys_structure_id``, ``ecephys_structure_acronym``, CCF coordinates).
         self.external_channel_columns = external_channel_columns
-        #: probe id → local path of its LFP file, downloading it if needed (the project cache's).
+        #: probe id → local path of its LFP file, downloading it if needed (the project cache's),
+        #: or a file object (a streamed session's RemoteFile), which the session then owns.
         self._lfp_fetcher = lfp_fetcher
         self._lfp_files: dict[int, ProbeLFPFile] = {}
+        #: File objects ecephys opened for this session (remote files): closed with it.
+        self._owned: list[IO[bytes]] = list(owned)
         self._warned_invalid_spikes = False
         self._spikes_sorted = False
 
@@ -218,6 +225,16 @@ class EcephysSession:
             lfp.close()
         self._lfp_files.clear()
         self._nwb.close()
+        for stream in self._owned:
+            stream.close()
+
+    @property
+    def bytes_fetched(self) -> int:
+        """Bytes received over the network for this session so far: its file and its LFP files.
+
+        0 for a session read from local files.
+        """
+        return sum(int(getattr(stream, "bytes_fetched", 0)) for stream in self._owned)
 
     def __enter__(self) -> EcephysSession:
         return self
@@ -700,6 +717,8 @@ class EcephysSession:
         source = self.lfp_paths.get(probe_id)
         if source is None and self._lfp_fetcher is not None:
             source = self._lfp_fetcher(probe_id)
+            if hasattr(source, "read"):
+                self._owned.append(source)
         if source is None:
             if self._nwb.path is None:
                 raise MissingDataError(
@@ -826,10 +845,21 @@ def open_session(
     filter_by_validity: bool = True,
     filter_out_of_brain_units: bool = True,
     lfp_paths: Mapping[int, PathLike] | None = None,
+    endpoint_url: str | None = None,
+    retries: int | RetryPolicy = 5,
+    timeout: float = 30.0,
 ) -> EcephysSession:
     """Open an Allen ecephys session NWB file (cheap: tables are read when first used).
 
-    The keyword arguments are the AllenSDK's unit filters; ``None`` or ±inf turns one off.
+    ``path`` is a local path, a seekable binary file object, or a URL: ``s3://bucket/key.nwb``
+    or ``https://host/path.nwb`` (any server that honours Range). A URL is streamed, not
+    downloaded: only the parts of the file that are read come over the network (see
+    :attr:`EcephysSession.bytes_fetched`), and LFP files are streamed from beside it
+    (``probe_<id>_lfp.nwb`` in the same folder). ``endpoint_url`` points ``s3://`` URLs at
+    another S3-compatible server; ``retries`` (or a :class:`~ecephys.sources.RetryPolicy`)
+    and ``timeout`` (seconds per socket read) apply to every request.
+
+    The other keyword arguments are the AllenSDK's unit filters; ``None`` or ±inf turns one off.
     ``lfp_paths`` maps probe id → LFP file; by default the files beside the session file
     (``probe_<id>_lfp.nwb``, the cache layout) are used.
     """
@@ -840,4 +870,38 @@ def open_session(
         filter_by_validity=filter_by_validity,
         filter_out_of_brain_units=filter_out_of_brain_units,
     )
+    if isinstance(path, str) and "://" in path and not path.lower().startswith("file://"):
+        source, key = source_for_url(path, endpoint_url=endpoint_url, timeout=timeout)
+        return stream_session(source, key, filters=filters, lfp_paths=lfp_paths, retries=retries)
     return EcephysSession(AllenSessionFile(path), filters=filters, lfp_paths=lfp_paths)
+
+
+def stream_session(
+    source: Source,
+    key: str,
+    *,
+    filters: UnitFilters | None = None,
+    lfp_key: Callable[[int], str] | None = None,
+    retries: int | RetryPolicy = 5,
+    **kwargs: Any,
+) -> EcephysSession:
+    """A session read from ``key`` of ``source`` through a :class:`RemoteFile`, LFP files too.
+
+    ``lfp_key(probe_id)`` names a probe's LFP file in ``source``; by default the file
+    ``probe_<id>_lfp.nwb`` beside ``key``. Other keyword arguments go to :class:`EcephysSession`.
+    """
+    if lfp_key is None:
+
+        def lfp_key(probe_id: int) -> str:
+            return key_beside(key, f"probe_{int(probe_id)}_lfp.nwb")
+
+    def open_lfp(probe_id: int) -> RemoteFile:
+        return RemoteFile(source, lfp_key(probe_id), retries=retries)
+
+    remote = RemoteFile(source, key, retries=retries)
+    try:
+        nwb = AllenSessionFile(remote)
+    except BaseException:
+        remote.close()
+        raise
+    return EcephysSession(nwb, filters=filters, lfp_fetcher=open_lfp, owned=[remote], **kwargs)
