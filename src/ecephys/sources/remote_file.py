@@ -4,8 +4,9 @@ h5py reads an NWB file in two very different ways: opening it and walking groups
 small reads scattered over the file (superblock, object headers, B-tree nodes, heaps), while
 reading a dataset means one or a few large contiguous reads. :class:`RemoteFile` serves both:
 
-- the file is cut into ``block_size`` blocks (32 KiB by default) kept in an LRU cache of
-  ``cache_blocks`` blocks, so a scattered metadata read costs one small request;
+- the file is cut into ``block_size`` blocks (1/256 of the file, 16–256 KiB, by default)
+  kept in an LRU cache of ``cache_blocks`` blocks, so a scattered metadata read costs one
+  request;
 - a read that starts where the previous one ended is *sequential*: the read-ahead doubles
   (one block, two, four, … up to ``readahead`` bytes) and resets on a random seek;
 - a large missing span is split into ``split_size`` parts fetched in parallel by a small
@@ -46,6 +47,15 @@ KIB = 1 << 10
 MIB = 1 << 20
 
 
+def default_block_size(size: int) -> int:
+    """Block size (bytes) for a file of ``size`` bytes: 1/256 of it, between 16 KiB and 256 KiB.
+
+    Large blocks mean few requests for the scattered HDF5 metadata of a big session file
+    (5 requests to open one and build its units table); small files stay cheap to open.
+    """
+    return int(min(256 * KIB, max(16 * KIB, size // 256)))
+
+
 class RemoteFile(io.RawIOBase):
     """A read-only binary file over ``source.read_range(key, ...)``: ``h5py.File(RemoteFile(...))``.
 
@@ -56,10 +66,11 @@ class RemoteFile(io.RawIOBase):
     key
         The object's key in ``source`` (a full URL for ``HTTPSource("")``).
     block_size
-        Bytes per cached block and the smallest request (32 KiB: HDF5 metadata reads are small
-        and scattered).
+        Bytes per cached block and the smallest request; by default 1/256 of the file, between
+        16 KiB and 256 KiB (:func:`default_block_size`): HDF5 metadata reads are small and
+        scattered, and a big file has more of them.
     cache_blocks
-        How many blocks the LRU cache keeps (2048 × 32 KiB = 64 MiB).
+        How many blocks the LRU cache keeps (256 × 256 KiB = 64 MiB at most).
     readahead
         The most bytes read ahead of a sequential read (the read-ahead doubles up to it).
     split_size
@@ -84,17 +95,17 @@ class RemoteFile(io.RawIOBase):
         source: Source,
         key: str,
         *,
-        block_size: int = 32 * KIB,
-        cache_blocks: int = 2048,
+        block_size: int | None = None,
+        cache_blocks: int = 256,
         readahead: int = 8 * MIB,
-        split_size: int = 4 * MIB,
+        split_size: int = 32 * MIB,
         max_workers: int = 6,
         retries: int | RetryPolicy = 5,
         size: int | None = None,
     ) -> None:
         super().__init__()
         for name, value in (
-            ("block_size", block_size),
+            ("block_size", 1 if block_size is None else block_size),
             ("cache_blocks", cache_blocks),
             ("split_size", split_size),
             ("max_workers", max_workers),
@@ -105,10 +116,8 @@ class RemoteFile(io.RawIOBase):
             raise ValueError(f"readahead={readahead}: expected bytes ≥ 0")
         self.source = source
         self.key = key
-        self.block_size = int(block_size)
         self.cache_blocks = int(cache_blocks)
         self.max_readahead = int(readahead)
-        self.split_size = max(int(split_size), self.block_size)
         self.max_workers = int(max_workers)
         self.policy = retries if isinstance(retries, RetryPolicy) else RetryPolicy(retries=int(retries))
         self.bytes_fetched = 0
@@ -131,6 +140,8 @@ class RemoteFile(io.RawIOBase):
                 )
             size = info.size
         self.size = int(size)
+        self.block_size = int(block_size) if block_size is not None else default_block_size(self.size)
+        self.split_size = max(int(split_size), self.block_size)
         self.name = source.url(key)
         if self.size:
             self._fetch_blocks(0, 1)  # the superblock; also finds out now whether Range works
