@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import warnings
-from pathlib import Path
 
 import h5py
 import numpy as np
@@ -20,15 +19,13 @@ from ecephys.spikes import (
     presentationwise_spike_times,
     spike_counts_per_presentation,
 )
+from tests.reference import reference_dir, session_path
 from tests.spikes.brute import STARTS, UNITS, brute_conditionwise, brute_interval_counts, pack
 
 relaxed = settings(deadline=None)
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
-FIXTURE = SHARED / "fixtures" / "vcn2020_tiny"
-NWB = FIXTURE / "session_999000001" / "session_999000001.nwb"
-REFERENCE = FIXTURE / "reference" / "unfiltered"
-needs_fixture = pytest.mark.skipif(not NWB.exists(), reason=f"fixture not found at {FIXTURE}")
+NWB = session_path("vcn2020_tiny")
+REFERENCE = reference_dir("vcn2020_tiny", "unfiltered")
 
 COUNT_COLUMNS = ["spike_count", "stimulus_presentation_count", "spike_mean", "spike_std", "spike_sem"]
 RATE_COLUMNS = COUNT_COLUMNS[1:]
@@ -157,7 +154,6 @@ def _fixture_spikes():
     return {int(u): times[bounds[k] : bounds[k + 1]] for k, u in enumerate(ids)}
 
 
-@needs_fixture
 @pytest.mark.parametrize("stimulus", ["flashes", "drifting_gratings"])
 @pytest.mark.parametrize("use_rates", [False, True])
 def test_statistics_match_allensdk(stimulus, use_rates):

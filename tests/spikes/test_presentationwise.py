@@ -7,7 +7,6 @@ import gzip
 import hashlib
 import json
 import warnings
-from pathlib import Path
 
 import h5py
 import numpy as np
@@ -24,6 +23,7 @@ from ecephys.spikes import (
     presentationwise_spike_counts,
     presentationwise_spike_times,
 )
+from tests.reference import reference_dir, session_path
 from tests.spikes.brute import (
     EDGES,
     STARTS,
@@ -35,11 +35,8 @@ from tests.spikes.brute import (
 
 relaxed = settings(deadline=None)
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
-FIXTURE = SHARED / "fixtures" / "vcn2020_tiny"
-NWB = FIXTURE / "session_999000001" / "session_999000001.nwb"
-REFERENCE = FIXTURE / "reference" / "unfiltered"
-needs_fixture = pytest.mark.skipif(not NWB.exists(), reason=f"fixture not found at {FIXTURE}")
+NWB = session_path("vcn2020_tiny")
+REFERENCE = reference_dir("vcn2020_tiny", "unfiltered")
 
 
 def _counts(units, edges, starts, **kwargs):
@@ -367,7 +364,6 @@ def _edge_hits(spikes, domain):
     return out
 
 
-@needs_fixture
 @pytest.mark.parametrize("stimulus", ["flashes", "drifting_gratings"])
 def test_counts_match_allensdk_except_spikes_on_bin_edges(stimulus):
     ref = np.load(REFERENCE / f"presentationwise_spike_counts_{stimulus}.npz")
@@ -396,7 +392,6 @@ def test_counts_match_allensdk_except_spikes_on_bin_edges(stimulus):
     assert int(da.values.sum()) + int(on_edge.sum()) == meta["sum_finite"]
 
 
-@needs_fixture
 def test_binarized_overlapping_counts_match_allensdk_hash():
     # The reference run: the first 200 presentations of the whole table (natural-movie frames
     # overlap their neighbours' 50 ms windows), the first 10 units, 1 ms bins from linspace.
@@ -419,7 +414,6 @@ def test_binarized_overlapping_counts_match_allensdk_hash():
     assert hashlib.sha256(da.values.tobytes()).hexdigest() == meta["sha256"]
 
 
-@needs_fixture
 @pytest.mark.parametrize(
     ("stimulus", "name"),
     [

@@ -359,7 +359,7 @@ def test_lfp_files_hold_what_a_reader_relies_on(sessions: dict[str, SessionFiles
             steps = data.astype(np.float64) / 0.195e-6
             np.testing.assert_allclose(steps, np.round(steps), atol=1e-3)
             assert np.all(np.diff(t) > 0) and t[0] >= 0 and t[-1] <= DURATION
-            assert 1 / np.diff(t).mean() == pytest.approx(1250, rel=1e-4)
+            assert np.diff(t).mean() == pytest.approx(1 / 1250, rel=1e-4)
             e = lfp["general/extracellular_ephys/electrodes"]
             assert np.isin(e["id"][:], session_ids).all() and e["valid_data"][:].all()
             assert np.all(e[A.LAYOUTS[layout].channel_number_column][:] % 4 == 0)
