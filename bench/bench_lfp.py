@@ -20,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+from _compare import speed_cells  # bench/ is on sys.path when a script here runs
+
 HERE = Path(__file__).resolve().parent
 DEFAULT_DATA = HERE / "_data"
 DEFAULT_ALLENSDK = Path(
@@ -232,13 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     print("\n" + header + "\n" + "-" * len(header))
     for task in TASKS:
         ours, theirs, raw = (results.get((t, task)) for t in ("ecephys", "allensdk", "h5py"))
-
-        def fmt(r: dict | None) -> str:
-            return "-" if r is None else f"{r['seconds']:.3f}"
-
-        speedup = f"{theirs['seconds'] / ours['seconds']:.0f}x" if ours and theirs else "-"
-        ratio = f"{ours['seconds'] / raw['seconds']:.2f}x" if ours and raw else "-"
-        print(f"{task:<27} {fmt(ours):>10} {fmt(theirs):>11} {fmt(raw):>8} {speedup:>12} {ratio:>8}")
+        ours_s, theirs_s, raw_s, speedup, ratio = speed_cells(ours, theirs, raw)
+        print(f"{task:<27} {ours_s:>10} {theirs_s:>11} {raw_s:>8} {speedup:>12} {ratio:>8}")
     window = results.get(("ecephys", TASKS[0]))
     if window:
         window = _ecephys_task(TASKS[0], str(session_path), probe_id, duration, count=True)

@@ -23,6 +23,8 @@ import sys
 import time
 from pathlib import Path
 
+from _compare import speed_cells  # bench/ is on sys.path when a script here runs
+
 HERE = Path(__file__).resolve().parent
 DEFAULT_DATA = HERE / "_data"
 DEFAULT_ALLENSDK = Path(
@@ -249,16 +251,9 @@ def main(argv: list[str] | None = None) -> int:
     print("\n" + header + "\n" + "-" * len(header))
     for task in TASKS:
         ours, theirs, raw = (results.get((t, task)) for t in ("ecephys", "allensdk", "h5py"))
-
-        def fmt(r: dict | None) -> str:
-            return "-" if r is None else f"{r['seconds']:.3f}"
-
-        speedup = f"{theirs['seconds'] / ours['seconds']:.0f}x" if ours and theirs else "-"
-        ratio = f"{ours['seconds'] / raw['seconds']:.2f}x" if ours and raw else "-"
+        ours_s, theirs_s, raw_s, speedup, ratio = speed_cells(ours, theirs, raw)
         peak = f"{ours['peak_bytes'] / 1e6:.0f}" if ours else "-"
-        print(
-            f"{task:<20} {fmt(ours):>10} {fmt(theirs):>11} {fmt(raw):>8} {speedup:>12} {ratio:>8} {peak:>16}"
-        )
+        print(f"{task:<20} {ours_s:>10} {theirs_s:>11} {raw_s:>8} {speedup:>12} {ratio:>8} {peak:>16}")
     ours = results.get(("ecephys", "all spike times"))
     if ours:
         print(f"\npeak memory loading all spikes: {ours['peak_bytes'] / spike_bytes:.2f}x the spike arrays")

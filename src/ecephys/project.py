@@ -147,20 +147,8 @@ class EcephysProjectCache:
         "has_nwb",
         "lfp_temporal_subsampling_factor",
     )
-    SUPPRESS_FROM_PROBES = (
-        "air_channel_index",
-        "surface_channel_index",
-        "date_of_acquisition",
-        "published_at",
-        "specimen_id",
-        "session_type",
-        "isi_experiment_id",
-        "age_in_days",
-        "sex",
-        "genotype",
-        "has_nwb",
-        "lfp_temporal_subsampling_factor",
-    )
+    #: The AllenSDK's probe list is the channel list but for ``name``.
+    SUPPRESS_FROM_PROBES = tuple(c for c in SUPPRESS_FROM_CHANNELS if c != "name")
     SUPPRESS_FROM_SESSION_TABLE = ("has_nwb", "isi_experiment_id", "date_of_acquisition")
 
     def __init__(
