@@ -89,6 +89,30 @@ def test_synthetic_session_streams_a_small_part(file_server, tmp_path):
         assert_same_session(streamed, local, lfp=False)
 
 
+def test_streamed_spike_times_defer_the_invalid_interval_check(file_server):
+    """One unit's spikes read no /intervals metadata; the notice comes once /intervals is read."""
+    need(SESSION_NWB)
+    url = file_server.add_file(f"{FOLDER}/session_{SID}.nwb", SESSION_NWB)
+    local = ecephys.open_session(SESSION_NWB)
+    with pytest.warns(EcephysWarning, match="invalid time intervals"):
+        _ = local.spike_times  # the local file: at once, as the AllenSDK does
+    with ecephys.open_session(url) as streamed:
+        unit_id = int(streamed.units.index[0])
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", EcephysWarning)
+            np.testing.assert_array_equal(streamed.spike_times[unit_id], local.spike_times[unit_id])
+        first_requests = len(file_server.records)
+        with pytest.warns(EcephysWarning, match="invalid time intervals"):
+            counts = streamed.presentationwise_spike_counts(
+                [0.0, 0.1], streamed.stimulus_presentations.index[:3], [unit_id]
+            )
+        assert len(file_server.records) > first_requests
+        assert counts.shape == (3, 1, 1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", EcephysWarning)
+            _ = streamed.spike_times[unit_id]  # once per session
+
+
 def test_server_ignoring_range_suggests_a_download(file_server):
     need(SESSION_NWB)
     url = file_server.add_file(f"{FOLDER}/session_{SID}.nwb", SESSION_NWB)

@@ -291,10 +291,13 @@ class EcephysSession:
 
     @property
     def spike_times(self) -> UnitArrays:
-        """unit id → spike times (float64 s, sorted) for the units that pass the filters."""
-        if not self._warned_invalid_spikes:
-            self._warned_invalid_spikes = True
-            self._warn_invalid_spike_intervals()
+        """unit id → spike times (float64 s, sorted) for the units that pass the filters.
+
+        The first use warns, as the AllenSDK does, when invalid intervals touch the session's
+        probes. A streamed session defers that check until it reads ``/intervals`` anyway
+        (stimulus tables, invalid times, spike analyses): there it would cost ~5 round trips.
+        """
+        self._warn_invalid_spikes_once(deferrable=True)
         return self._spike_times
 
     @cached_property
@@ -465,7 +468,8 @@ class EcephysSession:
     def _spike_arrays(self, unit_ids: object | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """All spike times (s), the selected units' (n, 2) bounds in them, and their ids (units order)."""
         ids = self._select(self.units, unit_ids, "unit").index.to_numpy(dtype=np.int64)
-        flat, bounds = self.spike_times.bounds(ids)
+        self._warn_invalid_spikes_once()
+        flat, bounds = self._spike_times.bounds(ids)
         self._check_spikes_sorted()
         return flat, bounds, ids
 
@@ -473,8 +477,8 @@ class EcephysSession:
         """Check once per session that every unit's spike times are sorted (the analyses rely on it)."""
         if self._spikes_sorted:
             return
-        flat, bounds = self.spike_times.bounds()
-        ids = self.spike_times.unit_ids
+        flat, bounds = self._spike_times.bounds()
+        ids = self._spike_times.unit_ids
         try:
             spikes.check_spike_arrays(flat, bounds, ids)
         except ValueError as err:
@@ -678,8 +682,17 @@ class EcephysSession:
         intervals = _run_boundaries(keys)
         return labels[intervals[:-1]], intervals
 
+    def _warn_invalid_spikes_once(self, *, deferrable: bool = False) -> None:
+        """Make the invalid-interval check once; ``deferrable``: not yet if it costs round trips."""
+        if self._warned_invalid_spikes:
+            return
+        if deferrable and self._owned and "_stimulus_tables" not in self.__dict__:
+            return  # streamed and /intervals not read yet: the group lookup alone is ~5 requests
+        self._warned_invalid_spikes = True
+        self._warn_invalid_spike_intervals()
+
     def _warn_invalid_spike_intervals(self) -> None:
-        """Warn once, as the AllenSDK does, when invalid intervals touch this session's probes."""
+        """Warn when invalid intervals touch this session's probes (the AllenSDK's notice)."""
         tags = {*self.probes["description"], "all_probes"}
         group = self._nwb.file.get("intervals/invalid_times")
         if group is None or "tags" not in group:
@@ -690,7 +703,7 @@ class EcephysSession:
                 f"session {self.ecephys_session_id} has invalid time intervals (see "
                 "session.invalid_times); spikes inside them may need to be excluded from analysis.",
                 EcephysWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
 
 
