@@ -53,6 +53,9 @@ def test_general_method_matches_brute_force(units, edges, starts, chunk):
     expected = brute_bin_counts(units, domain)
     assert np.array_equal(_kernel_counts(units, domain, method="general", chunk=chunk), expected)
     assert np.array_equal(_kernel_counts(units, domain, method="auto", chunk=chunk), expected)
+    assert np.array_equal(_kernel_counts(units, domain, method="compiled"), expected)
+    binary = _kernel_counts(units, domain, method="compiled", binarize=True)
+    assert np.array_equal(binary, (expected > 0).astype(np.int64))
 
 
 @relaxed
@@ -66,6 +69,7 @@ def test_disjoint_method_matches_brute_force(units, edges, gaps, chunk):
     expected = brute_bin_counts(units, domain)
     assert np.array_equal(_kernel_counts(units, domain, method="disjoint", chunk=chunk), expected)
     assert np.array_equal(_kernel_counts(units, domain, method="general", chunk=chunk), expected)
+    assert np.array_equal(_kernel_counts(units, domain, method="compiled"), expected)
     binary = _kernel_counts(units, domain, method="disjoint", binarize=True, chunk=chunk)
     assert np.array_equal(binary, (expected > 0).astype(np.int64))
 
@@ -76,7 +80,27 @@ def test_disjoint_method_refuses_overlapping_windows():
         _kernel_counts([[0.7]], domain, method="disjoint")
 
 
-@pytest.mark.parametrize("method", ["disjoint", "general"])
+@relaxed
+@given(
+    st.lists(st.floats(0.0, 1.0), min_size=1, max_size=60),
+    st.lists(st.floats(0.0, 1.0), min_size=2, max_size=12),
+)
+def test_compiled_kernel_on_uneven_bins_matches_brute_force(spike_times, edges):
+    # Uneven bins (zero-width ones too) take the compiled kernel's bisection path.
+    units = [sorted(spike_times)]
+    domain = np.sort(np.asarray(edges))[None, :] + np.array([[0.0], [0.5], [0.25]])
+    assert np.array_equal(_kernel_counts(units, domain, method="compiled"), brute_bin_counts(units, domain))
+
+
+def test_compiled_kernel_counts_exactly_when_a_window_holds_more_than_the_cap():
+    # 6 spikes in the window but at most 3 in a bin: no overflow at cap 4, and exact counts.
+    flat, offsets, _ = pack([[0.1, 0.2, 0.3, 0.6, 0.7, 0.8]])
+    out = np.zeros((1, 2, 1), dtype=np.uint8)
+    _kernels.bin_counts(flat, offsets, np.array([[0.0, 0.5, 1.0]]), out, cap=4, method="compiled")
+    assert out[0, :, 0].tolist() == [3, 3]
+
+
+@pytest.mark.parametrize("method", ["disjoint", "general", "compiled"])
 def test_count_above_cap_raises_overflow(method):
     flat, offsets, _ = pack([[0.1] * 5])
     out = np.zeros((1, 1, 1), dtype=np.uint8)
