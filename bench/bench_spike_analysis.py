@@ -243,7 +243,7 @@ def _worker(tool_name: str, plan_file: str) -> None:
     path, unit_ids, tasks = plan["path"], plan["unit_ids"], plan["tasks"]
     repeat, budget = plan["repeat"][tool_name], plan["budget"]
     start = time.perf_counter()
-    if tool_name == "ecephys":
+    if tool_name.startswith("ecephys"):
         tool = EcephysTool(path)
     elif tool_name == "allensdk":
         tool = AllenSDKTool(path)
@@ -322,8 +322,10 @@ def _plan(path: Path, out_dir: Path, repeat: dict[str, int], budget: float) -> t
 
 def _run(python: Path, tool: str, out_dir: Path) -> dict | None:
     env = dict(os.environ)
-    if tool == "ecephys":
+    if tool.startswith("ecephys"):
         env["PYTHONPATH"] = str(HERE.parent / "src")
+    if tool == "ecephys-numpy":
+        env["ECEPHYS_NO_NUMBA"] = "1"  # the numpy kernels, as without the fast extra
     print(f"  {tool}: loading and timing in {python} ...", flush=True)
     start = time.perf_counter()
     proc = subprocess.run(
@@ -409,7 +411,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=5, help="runs per task (best is kept)")
     parser.add_argument("--allensdk-repeat", type=int, default=2)
     parser.add_argument("--budget", type=float, default=20.0, help="stop repeating a task after this many s")
-    parser.add_argument("--tools", default="ecephys,pynapple,allensdk", help="comma-separated subset")
+    parser.add_argument(
+        "--tools", default="ecephys,ecephys-numpy,pynapple,allensdk", help="comma-separated subset"
+    )
     parser.add_argument("--worker", nargs=2, metavar=("TOOL", "PLAN"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -417,7 +421,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     path = args.session or _ensure_session(args.size, args.data_dir)
-    pythons = {"ecephys": Path(sys.executable), "pynapple": args.pynapple_python}
+    pythons = {
+        "ecephys": Path(sys.executable),
+        "ecephys-numpy": Path(sys.executable),
+        "pynapple": args.pynapple_python,
+    }
     pythons["allensdk"] = args.allensdk_python
     chosen = args.tools.split(",")
     for tool in list(pythons):
@@ -426,7 +434,12 @@ def main(argv: list[str] | None = None) -> int:
         elif not pythons[tool].exists():
             print(f"{tool} interpreter {pythons[tool]} not found: run bench/peers.sh", file=sys.stderr)
             del pythons[tool]
-    repeat = {"ecephys": args.repeat, "pynapple": args.repeat, "allensdk": args.allensdk_repeat}
+    repeat = {
+        "ecephys": args.repeat,
+        "ecephys-numpy": args.repeat,
+        "pynapple": args.repeat,
+        "allensdk": args.allensdk_repeat,
+    }
     print(f"session file: {path} ({path.stat().st_size / 1e9:.2f} GB)")
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
@@ -477,13 +490,14 @@ def _print_table(plan: dict, reports: dict, unit_ids: np.ndarray) -> list[str]:
         return None if report is None else report["times"].get(key)
 
     header = (
-        f"{'task':<32} {'ecephys s':>9} {'AllenSDK s':>10} {'pynapple s':>10} {'pyn. tensor s':>13} "
-        f"{'vs AllenSDK':>11} {'vs pynapple':>11} {'vs tensor':>9}  targets"
+        f"{'task':<32} {'ecephys s':>9} {'numpy s':>9} {'AllenSDK s':>10} {'pynapple s':>10} "
+        f"{'pyn. tensor s':>13} {'vs AllenSDK':>11} {'vs pynapple':>11} {'vs tensor':>9}  targets"
     )
     print("\n" + header + "\n" + "-" * (len(header) + 40))
     verdicts = []
     for name, task in plan["tasks"].items():
         ours, allen = seconds("ecephys", name), seconds("allensdk", name)
+        numpy_only = seconds("ecephys-numpy", name)
         perievent, tensor = seconds("pynapple", name), seconds("pynapple", name + " [build_tensor]")
         label = name
         if name in COUNT_TASKS:
@@ -500,11 +514,13 @@ def _print_table(plan: dict, reports: dict, unit_ids: np.ndarray) -> list[str]:
             checks.append(_verdict(allen / ours, TARGETS["conditionwise vs AllenSDK"], "AllenSDK"))
         verdicts += checks
         print(
-            f"{label:<32} {_fmt(ours):>9} {_fmt(allen):>10} {_fmt(perievent):>10} {_fmt(tensor):>13} "
+            f"{label:<32} {_fmt(ours):>9} {_fmt(numpy_only):>9} {_fmt(allen):>10} {_fmt(perievent):>10} "
+            f"{_fmt(tensor):>13} "
             f"{_ratio(allen, ours):>11} {_ratio(perievent, ours):>11} {_ratio(tensor, ours):>9}  "
             f"{', '.join(checks) or '-'}"
         )
     print(
+        "ecephys s: with numba (the fast extra); numpy s: ecephys without it (ECEPHYS_NO_NUMBA=1); "
         "pynapple s: compute_perievent + count per unit; pyn. tensor s: build_tensor (count over an "
         "IntervalSet of the windows); pynapple has no conditionwise statistics."
     )
@@ -545,11 +561,14 @@ def _print_checks(plan: dict, arrays: dict, unit_ids: np.ndarray) -> None:
         return
     for name, task in plan["tasks"].items():
         expected = np.asarray(task.get("start_times", []))
-        for tool in ("allensdk", "pynapple"):
+        for tool in ("ecephys-numpy", "allensdk", "pynapple"):
             theirs = arrays.get(tool)
             if theirs is None:
                 continue
-            if name in COUNT_TASKS:
+            if name in COUNT_TASKS and tool == "ecephys-numpy":
+                same = np.array_equal(ours[f"{name}/counts"], theirs[f"{name}/counts"])
+                print(f"  {name}, numba vs numpy kernels: {'identical' if same else 'DIFFERENT'}")
+            elif name in COUNT_TASKS:
                 mine = _counts_in_plan_order(ours, name, task, unit_ids)
                 keys = [name] + ([name + " [build_tensor]"] if tool == "pynapple" else [])
                 starts_key = f"{name}/start_times"

@@ -14,7 +14,7 @@ from ecephys import EcephysProjectCache
 from ecephys.errors import EcephysWarning, RangeNotSupported
 from ecephys.testing.servers import Fault, upload_folder
 from ecephys.testing.synthetic import make_session
-from tests.transport import BUCKET, PREFIX, PROJECT_SESSIONS, SESSION_NWB, TINY, need
+from tests.transport import PREFIX, PROJECT_SESSIONS, SESSION_NWB, TINY, need
 
 SID = 999000001
 FOLDER = f"session_{SID}"
@@ -68,8 +68,9 @@ def test_https_session_equals_the_local_file(file_server):
 
 def test_s3_session_equals_the_local_file(moto):
     need(SESSION_NWB)
-    upload_folder(moto.endpoint_url, TINY, include=lambda p: p.startswith(FOLDER + "/"))
-    url = f"s3://{BUCKET}/{PREFIX}{FOLDER}/session_{SID}.nwb"
+    # A bucket of its own: the shared moto server's default bucket is listed by tests/sources.
+    upload_folder(moto.endpoint_url, TINY, bucket="tiny", include=lambda p: p.startswith(FOLDER + "/"))
+    url = f"s3://tiny/{PREFIX}{FOLDER}/session_{SID}.nwb"
     local = ecephys.open_session(SESSION_NWB)
     with ecephys.open_session(url, endpoint_url=moto.endpoint_url) as streamed:
         assert_same_session(streamed, local)
@@ -141,6 +142,23 @@ def test_cache_streams_from_s3_without_downloading(project, moto, tmp_path):
         assert_same_session(streamed, local)
         assert streamed.bytes_fetched > 0
     assert not list((tmp_path / "cache").glob("session_*/*.nwb"))  # nothing downloaded
+
+
+def test_cache_block_cache_makes_the_second_stream_local(project, moto, tmp_path):
+    upload_folder(moto.endpoint_url, project, bucket="blocks", prefix="cache/")
+    cache = EcephysProjectCache.from_s3(
+        tmp_path / "cache", bucket="blocks", prefix="cache/", endpoint_url=moto.endpoint_url
+    )
+    sid = PROJECT_SESSIONS[0]
+    fetched = []
+    for _ in range(2):
+        with cache.get_session_data(sid, stream=True, block_cache=True) as streamed:
+            units = streamed.units
+            quiet(streamed.spike_times.__getitem__, int(units.index[0]))
+            fetched.append(streamed.bytes_fetched)
+    assert fetched[0] > 0 and fetched[1] == 0
+    assert list((tmp_path / "cache" / "blocks").glob("*.blocks"))
+    assert not list((tmp_path / "cache").glob("session_*/*.nwb"))  # still nothing downloaded
 
 
 def test_cache_without_a_streamable_source_says_so(project, project_warehouse, tmp_path):

@@ -22,10 +22,16 @@
     │   └── CacheFileNotFound         a cache folder lacks a file and nothing can fetch it
     ├── ManifestError                 (also ValueError): a cache manifest.json ecephys cannot use
     ├── MissingDataError              (also KeyError): the file lacks what was asked for
-    └── MissingDependency             (also ImportError)
+    ├── MissingDependency             (also ImportError)
+    ├── SessionMapError               (results, errors): map_sessions' fn failed for some sessions
+    ├── SessionIdError                (also ValueError): text that holds no session id
+    ├── CatalogError                  (also ValueError): a session catalog or filter get_sessions cannot use
+    └── ExportError                   (also ValueError): a session that cannot be exported as asked
+        └── OutputExistsError         (also FileExistsError): the export's output is already there
 
     EcephysWarning (UserWarning)
-    └── BinarizeWarning               binarized counts in bins that can hold several spikes
+    ├── BinarizeWarning               binarized counts in bins that can hold several spikes
+    └── SessionMapWarning             map_sessions(errors="skip") left out failed sessions
 
 Each message names the object, what was expected, what was found and what to do next.
 """
@@ -34,12 +40,15 @@ from __future__ import annotations
 
 import errno
 import os
+from typing import Any
 
 __all__ = [
     "BinarizeWarning",
     "CacheFileNotFound",
+    "CatalogError",
     "EcephysError",
     "EcephysWarning",
+    "ExportError",
     "InsufficientDiskSpace",
     "IntegrityError",
     "LockTimeout",
@@ -50,9 +59,13 @@ __all__ = [
     "NotEcephysSessionError",
     "NotHDF5Error",
     "OfflineError",
+    "OutputExistsError",
     "RangeNotSupported",
     "RemoteNotFound",
     "SessionFileNotFound",
+    "SessionIdError",
+    "SessionMapError",
+    "SessionMapWarning",
     "SourceError",
     "TransientSourceError",
     "TruncatedFileError",
@@ -64,6 +77,19 @@ __all__ = [
 
 class EcephysError(Exception):
     """Base class of every error ecephys raises on purpose."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle without calling ``__init__`` again (many take keyword arguments), so that an
+        error raised on a Dask worker comes back with its type, message and attributes."""
+        return (_restore_error, (type(self), self.args, self.__dict__))
+
+
+def _restore_error(cls: type[EcephysError], args: tuple[Any, ...], state: dict[str, Any]) -> EcephysError:
+    """An unpickled ecephys error: ``args`` and attributes set, ``__init__`` not called."""
+    error = cls.__new__(cls, *args)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 class EcephysWarning(UserWarning):
@@ -212,3 +238,44 @@ class MissingDataError(EcephysError, KeyError):
 
 class MissingDependency(EcephysError, ImportError):
     """An optional dependency is needed; the message names the extra to install."""
+
+
+class SessionMapError(EcephysError):
+    """``map_sessions``: ``fn`` failed for some sessions. ``results`` holds the other sessions'
+    results and ``errors`` the exceptions, both by session id."""
+
+    def __init__(self, message: str, *, results: dict[int, Any], errors: dict[int, BaseException]) -> None:
+        super().__init__(message)
+        self.results = results
+        self.errors = errors
+
+
+class SessionMapWarning(EcephysWarning):
+    """``map_sessions(errors="skip")`` returned without the sessions whose ``fn`` failed."""
+
+
+class SessionIdError(EcephysError, ValueError):
+    """Text (or a number) that holds no session id; ``text`` is what was given."""
+
+    def __init__(self, message: str, *, text: str) -> None:
+        super().__init__(message)
+        self.text = text
+
+
+class CatalogError(EcephysError, ValueError):
+    """A session catalog (CSV, table) without a column of file paths, or a filter naming no column."""
+
+
+class ExportError(EcephysError, ValueError):
+    """A session (or one of its tables) that cannot be written in the format asked for."""
+
+    def __init__(self, message: str, *, path: str | os.PathLike | None = None) -> None:
+        super().__init__(message)
+        self.path = None if path is None else os.fspath(path)
+
+
+class OutputExistsError(ExportError, FileExistsError):
+    """An export's output file or folder already exists and ``overwrite`` was not given."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])

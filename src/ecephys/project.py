@@ -239,6 +239,16 @@ class EcephysProjectCache:
 
         return html_table("EcephysProjectCache", cache_summary(self))
 
+    #: The tables opening a session needs, carried along when the cache is pickled.
+    TRAVELLING_TABLES = ("sessions", "probes", "channels")
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle the folder's path and layout, the fetcher and the tables read so far that opening a
+        session needs (not ``units.csv``): what a Dask worker needs to open sessions."""
+        state = self.__dict__.copy()
+        state["_tables"] = {k: v for k, v in self._tables.items() if k in self.TRAVELLING_TABLES}
+        return state
+
     # -- files of the folder ---------------------------------------------------------------
     def _missing(self, path: Path, key: str, what: str) -> CacheFileNotFound:
         return CacheFileNotFound(
@@ -577,6 +587,10 @@ class EcephysProjectCache:
             )
         return session_id, CacheLayout.key("probe_lfp_nwb", session_id, int(probe_id))
 
+    def _lfp_remote_key(self, probe_id: int) -> str:
+        """A probe's LFP key in the source (a method, not a lambda, so that a streamed session pickles)."""
+        return self._lfp_key(probe_id)[1]
+
     def _external_channel_columns(self, session_id: int) -> pd.DataFrame:
         """The session's rows of ``channels.csv``, structure and CCF columns (what the session gets)."""
         probes = self._raw_table("probes")
@@ -591,6 +605,7 @@ class EcephysProjectCache:
         filter_by_validity: bool = True,
         *,
         stream: bool = False,
+        block_cache: bool | str | os.PathLike = False,
         **unit_filter_kwargs: Any,
     ) -> EcephysSession:
         """Open one session's NWB file, with ``channels.csv``'s structures in its channels and units.
@@ -600,6 +615,8 @@ class EcephysProjectCache:
         With ``stream=True`` nothing is downloaded: the session file (and later its LFP files)
         are read in parts straight from the cache's source (S3 or HTTP, a cache made by
         :meth:`from_s3` or with a ``SourceFetcher``); see ``session.bytes_fetched``.
+        ``block_cache=True`` keeps the streamed blocks on disk under ``<cache_dir>/blocks``
+        (or a folder given instead), so that streaming the session again reads them locally.
         Unit filters as in :func:`ecephys.open_session`.
         """
         session_id = self._known_session(session_id)
@@ -619,9 +636,10 @@ class EcephysProjectCache:
                 source,
                 CacheLayout.key("session_nwb", session_id, session_id),
                 filters=filters,
-                lfp_key=lambda probe_id: self._lfp_key(probe_id)[1],
+                lfp_key=self._lfp_remote_key,
                 retries=getattr(self.fetcher, "retries", 5),
                 external_channel_columns=external,
+                block_cache=self.cache_dir / "blocks" if block_cache is True else (block_cache or None),
             )
         path = self.fetch_session_file(session_id)
         return EcephysSession(
@@ -630,6 +648,25 @@ class EcephysProjectCache:
             external_channel_columns=external,
             lfp_fetcher=self.fetch_lfp_file,
         )
+
+    def map_sessions(
+        self, fn: Callable[[EcephysSession], Any], session_ids: Any = None, **options: Any
+    ) -> Any:
+        """``{session_id: fn(session)}`` over sessions (all by default), or ``combine`` of that dict.
+
+        Without ``client``: here, one session at a time, with a progress bar. With
+        ``client=dask.distributed.Client(...)``: one task per session on its workers, which open
+        the sessions themselves (``stream=True``, the default: read from S3; ``stream=False``:
+        downloaded into ``worker_cache_dir``). A session whose ``fn`` fails does not stop the
+        others: ``errors="raise"`` then raises :class:`~ecephys.errors.SessionMapError` with the
+        others' results, ``errors="skip"`` warns and returns them. Options (``client``,
+        ``stream``, ``combine``, ``retries``, ``progress``, ``errors``, ``worker_cache_dir``,
+        and :meth:`get_session_data`'s keywords) as in :func:`ecephys.scale.map_sessions`;
+        see docs/scale-out.md.
+        """
+        from ecephys.scale import map_sessions
+
+        return map_sessions(self, fn, session_ids, **options)
 
     def download_links(self) -> pd.DataFrame:
         """Every session NWB file and LFP file of the project: where it goes and where it comes from.

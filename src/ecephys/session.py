@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
 from typing import IO, Any
@@ -27,6 +28,7 @@ from ecephys.errors import (
     UnknownIdError,
     UnknownProbeError,
 )
+from ecephys.export import Exportable
 from ecephys.nwb.allen import AllenSessionFile
 from ecephys.nwb.lfp import ProbeLFPFile, TimeWindow, lfp_path_beside
 from ecephys.nwb.table import read_ragged_lists
@@ -48,7 +50,7 @@ __all__ = ["EcephysSession", "UnitArrays", "UnitWaveforms", "open_session", "str
 PathLike = str | os.PathLike
 
 
-class EcephysSession:
+class EcephysSession(Exportable):
     """One Allen Visual Coding – Neuropixels session, read from its NWB file.
 
     Build it with :func:`open_session` or :meth:`from_nwb_path`. Unit quality filters are the
@@ -121,6 +123,27 @@ class EcephysSession:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle as a recipe that reopens the file where it is unpickled (a Dask worker, say).
+
+        A local session travels as its path, a streamed one as its RemoteFile (source and key),
+        with its filters, LFP paths or LFP rule and external channel columns; tables read so far
+        stay behind.
+        """
+        source = self._nwb.path if self._nwb.path is not None else self._nwb.source
+        if not isinstance(source, os.PathLike | RemoteFile):
+            raise TypeError(
+                f"{self!r} was opened from a {type(source).__name__}, which cannot travel to another "
+                "process; open the session from a path or URL (ecephys.open_session) to pickle it"
+            )
+        options = dict(
+            filters=self.filters,
+            lfp_paths=self.lfp_paths,
+            external_channel_columns=self.external_channel_columns,
+            lfp_fetcher=self._lfp_fetcher,
+        )
+        return (_reopen_session, (source, options))
 
     def __repr__(self) -> str:
         return f"<EcephysSession {self.ecephys_session_id} ({self._nwb.name})>"
@@ -682,6 +705,20 @@ class EcephysSession:
         intervals = _run_boundaries(keys)
         return labels[intervals[:-1]], intervals
 
+    # -- other tools -------------------------------------------------------------------------
+    def to_pynapple(self) -> dict[str, Any]:
+        """The session as pynapple objects (needs ``ecephys[pynapple]``): ``units`` (TsGroup of the
+        filtered units, their columns as metadata), IntervalSets ``stimulus_presentations``,
+        ``stimulus_epochs`` and ``invalid_times``, and ``running_speed`` (Tsd, cm/s)."""
+        from ecephys.interop import to_pynapple
+
+        intervals = {
+            "stimulus_presentations": self.stimulus_presentations,
+            "stimulus_epochs": self.get_stimulus_epochs(),
+            "invalid_times": self.invalid_times,
+        }
+        return to_pynapple(self.spike_times, self.units, intervals, running_speed=self.running_speed)
+
     def _warn_invalid_spikes_once(self, *, deferrable: bool = False) -> None:
         """Make the invalid-interval check once; ``deferrable``: not yet if it costs round trips."""
         if self._warned_invalid_spikes:
@@ -741,6 +778,7 @@ def open_session(
     endpoint_url: str | None = None,
     retries: int | RetryPolicy = 5,
     timeout: float = 30.0,
+    block_cache: PathLike | None = None,
 ) -> EcephysSession:
     """Open an Allen ecephys session NWB file (cheap: tables are read when first used).
 
@@ -750,7 +788,8 @@ def open_session(
     :attr:`EcephysSession.bytes_fetched`), and LFP files are streamed from beside it
     (``probe_<id>_lfp.nwb`` in the same folder). ``endpoint_url`` points ``s3://`` URLs at
     another S3-compatible server; ``retries`` (or a :class:`~ecephys.sources.RetryPolicy`)
-    and ``timeout`` (seconds per socket read) apply to every request.
+    and ``timeout`` (seconds per socket read) apply to every request. ``block_cache``, a
+    folder, keeps the blocks read on disk so that opening the URL again reads them locally.
 
     The other keyword arguments are the AllenSDK's unit filters; ``None`` or ±inf turns one off.
     ``lfp_paths`` maps probe id → LFP file; by default the files beside the session file
@@ -765,7 +804,9 @@ def open_session(
     )
     if isinstance(path, str) and "://" in path and not path.lower().startswith("file://"):
         source, key = source_for_url(path, endpoint_url=endpoint_url, timeout=timeout)
-        return stream_session(source, key, filters=filters, lfp_paths=lfp_paths, retries=retries)
+        return stream_session(
+            source, key, filters=filters, lfp_paths=lfp_paths, retries=retries, block_cache=block_cache
+        )
     return EcephysSession(AllenSessionFile(path), filters=filters, lfp_paths=lfp_paths)
 
 
@@ -776,25 +817,51 @@ def stream_session(
     filters: UnitFilters | None = None,
     lfp_key: Callable[[int], str] | None = None,
     retries: int | RetryPolicy = 5,
+    block_cache: PathLike | None = None,
     **kwargs: Any,
 ) -> EcephysSession:
     """A session read from ``key`` of ``source`` through a :class:`RemoteFile`, LFP files too.
 
     ``lfp_key(probe_id)`` names a probe's LFP file in ``source``; by default the file
-    ``probe_<id>_lfp.nwb`` beside ``key``. Other keyword arguments go to :class:`EcephysSession`.
+    ``probe_<id>_lfp.nwb`` beside ``key``. ``block_cache``: a folder for an on-disk copy of
+    the blocks read (see :class:`RemoteFile`). Other keyword arguments go to :class:`EcephysSession`.
     """
-    if lfp_key is None:
+    open_lfp = _RemoteLFP(source, lfp_key or _LFPKeyBeside(key), retries, block_cache)
+    remote = RemoteFile(source, key, retries=retries, block_cache=block_cache)
+    return _reopen_session(remote, dict(filters=filters, lfp_fetcher=open_lfp, **kwargs))
 
-        def lfp_key(probe_id: int) -> str:
-            return key_beside(key, f"probe_{int(probe_id)}_lfp.nwb")
 
-    def open_lfp(probe_id: int) -> RemoteFile:
-        return RemoteFile(source, lfp_key(probe_id), retries=retries)
+@dataclass(frozen=True)
+class _LFPKeyBeside:
+    """The key of a probe's LFP file beside a session's ``key``; a class so that it pickles."""
 
-    remote = RemoteFile(source, key, retries=retries)
+    key: str
+
+    def __call__(self, probe_id: int) -> str:
+        return key_beside(self.key, f"probe_{int(probe_id)}_lfp.nwb")
+
+
+@dataclass(frozen=True)
+class _RemoteLFP:
+    """Opens a streamed session's LFP files from ``source``; a class so that the session pickles."""
+
+    source: Source
+    lfp_key: Callable[[int], str]
+    retries: int | RetryPolicy = 5
+    block_cache: PathLike | None = None
+
+    def __call__(self, probe_id: int) -> RemoteFile:
+        key = self.lfp_key(probe_id)
+        return RemoteFile(self.source, key, retries=self.retries, block_cache=self.block_cache)
+
+
+def _reopen_session(source: PathLike | RemoteFile, options: dict[str, Any]) -> EcephysSession:
+    """A session over a path or a RemoteFile (then closed with it): how a pickled one comes back."""
+    owned = [source] if isinstance(source, RemoteFile) else []
     try:
-        nwb = AllenSessionFile(remote)
+        nwb = AllenSessionFile(source)
     except BaseException:
-        remote.close()
+        for stream in owned:
+            stream.close()
         raise
-    return EcephysSession(nwb, filters=filters, lfp_fetcher=open_lfp, owned=[remote], **kwargs)
+    return EcephysSession(nwb, owned=owned, **options)

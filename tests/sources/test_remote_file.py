@@ -134,6 +134,22 @@ def test_large_read_is_split_into_parallel_parts():
     assert rf.bytes_fetched == len(DATA)
 
 
+def test_a_read_into_a_large_buffer_goes_straight_there_in_parallel_parts():
+    rf, source = remote(block_size=1024, split_size=50_000, max_workers=3)
+    rf.DIRECT_READ = 100_000  # as a whole dataset read by h5py would be
+    source.ranges.clear()
+    rf.seek(1000)
+    buffer = bytearray(250_000)
+    assert rf.readinto(buffer) == 250_000 and bytes(buffer) == DATA[1000:251_000]
+    assert sorted(source.ranges) == [(a, min(a + 50_000, 251_000)) for a in range(1000, 251_000, 50_000)]
+    assert rf.tell() == 251_000 and rf.bytes_fetched == 1024 + 250_000
+    source.ranges.clear()
+    assert rf.read(100) == DATA[251_000:251_100]  # small reads still use the block cache
+    assert len(source.ranges) == 1
+    rf.seek(len(DATA) - 120_000)
+    assert rf.readinto(bytearray(200_000)) == 120_000  # fewer only at the end of the file
+
+
 def test_over_http_counts_what_the_server_sent(file_server):
     url = file_server.add_file("data/x.bin", DATA)
     rf = RemoteFile(HTTPSource(""), url, block_size=8192)

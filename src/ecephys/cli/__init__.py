@@ -23,6 +23,7 @@ from ecephys.errors import EcephysError
 __all__ = ["build_parser", "main"]
 
 SOURCES = ("s3", "warehouse", "local")
+EXPORT_FORMATS = ("parquet", "mat", "json")
 
 
 def _default_cache() -> Path:
@@ -82,6 +83,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("verify", parents=[common], help="find truncated or corrupt files in the cache")
     p.set_defaults(run=_verify)
+
+    p = sub.add_parser(
+        "export", help="write a session's tables and spike trains as Parquet, MAT or JSON files"
+    )
+    p.add_argument("path", help="a session NWB file, or its URL (s3://..., https://...)")
+    p.add_argument("out", type=Path, help="the folder to write into (one subfolder or .mat file per session)")
+    p.add_argument("--format", choices=EXPORT_FORMATS, default="parquet", help="default: parquet")
+    p.add_argument(
+        "--tables", help="comma-separated table names, e.g. units,trials,spike_times (default: all)"
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier export of the session")
+    p.add_argument("--endpoint", help="another S3 endpoint URL for an s3:// path")
+    p.add_argument("--verbose", "-v", action="store_true", help="log progress and show error chains")
+    p.set_defaults(run=_export)
 
     p = sub.add_parser(
         "demo",
@@ -251,6 +266,19 @@ def _verify(args: argparse.Namespace) -> int:
     if not bad:
         print("all files are whole")
     return 1 if bad else 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from ecephys.export import export_session
+    from ecephys.nwb_session import open_nwb
+
+    tables = [t.strip() for t in args.tables.split(",") if t.strip()] if args.tables else None
+    options = {"endpoint_url": args.endpoint} if args.endpoint else {}
+    with open_nwb(args.path, **options) as session:
+        files = export_session(session, args.out, args.format, tables=tables, overwrite=args.overwrite)
+    for path in files:
+        print(path)
+    return 0
 
 
 def _demo(args: argparse.Namespace) -> int:

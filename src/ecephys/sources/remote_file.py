@@ -28,8 +28,10 @@ error), counters of bytes and requests that the session reports, and no dependen
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
+import os
 import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
@@ -37,6 +39,7 @@ from typing import Any
 
 from ecephys.errors import RangeNotSupported, TransientSourceError
 from ecephys.sources.base import Source
+from ecephys.sources.block_cache import DiskBlockCache
 from ecephys.sources.retry import RetryPolicy
 
 __all__ = ["RemoteFile", "key_beside", "source_for_url"]
@@ -81,6 +84,10 @@ class RemoteFile(io.RawIOBase):
         Failed attempts in a row to retry per request, or a :class:`RetryPolicy`.
     size
         The object's length in bytes when known (saves the HEAD request).
+    block_cache
+        A folder for an on-disk copy of the blocks read (:class:`DiskBlockCache`): a second
+        open of the same object reads them from disk. Keyed by URL, size and ETag, so a
+        changed object is fetched afresh; it costs one HEAD request per open.
 
     Attributes
     ----------
@@ -89,6 +96,9 @@ class RemoteFile(io.RawIOBase):
     requests
         Requests made so far (the size lookup and every range request, retries included).
     """
+
+    #: Reads at least this long (bytes) skip the block cache (see :meth:`readinto`).
+    DIRECT_READ = 16 * MIB
 
     def __init__(
         self,
@@ -102,6 +112,7 @@ class RemoteFile(io.RawIOBase):
         max_workers: int = 6,
         retries: int | RetryPolicy = 5,
         size: int | None = None,
+        block_cache: str | os.PathLike | None = None,
     ) -> None:
         super().__init__()
         for name, value in (
@@ -129,7 +140,9 @@ class RemoteFile(io.RawIOBase):
         self._pos = 0
         self._last_end = -1  # where the previous read ended (for sequential detection)
         self._readahead = 0  # current read-ahead, bytes
-        if size is None:
+        self.disk: DiskBlockCache | None = None
+        etag = None
+        if size is None or block_cache is not None:
             info = self.policy.call(self._info)
             if info.size is None:
                 raise RangeNotSupported(
@@ -138,11 +151,13 @@ class RemoteFile(io.RawIOBase):
                     "or EcephysProjectCache.get_session_data without stream=True).",
                     url=info.url,
                 )
-            size = info.size
+            size, etag = info.size, info.etag
         self.size = int(size)
         self.block_size = int(block_size) if block_size is not None else default_block_size(self.size)
         self.split_size = max(int(split_size), self.block_size)
         self.name = source.url(key)
+        if block_cache is not None:
+            self.disk = DiskBlockCache(block_cache, self.name, self.size, etag, self.block_size)
         if self.size:
             self._fetch_blocks(0, 1)  # the superblock; also finds out now whether Range works
 
@@ -181,13 +196,23 @@ class RemoteFile(io.RawIOBase):
         return self._pos
 
     def readinto(self, buffer: Any) -> int:
-        """Fill ``buffer`` from the current position (fewer bytes only at the end of the file)."""
+        """Fill ``buffer`` from the current position (fewer bytes only at the end of the file).
+
+        A read of :attr:`DIRECT_READ` bytes or more (a whole dataset, say) goes straight into
+        ``buffer`` in parallel parts, past the block cache: it would only evict the cache, and
+        each copy of a few hundred MB costs as much as the network.
+        """
         self._check_open()
         view = memoryview(buffer).cast("B")
-        data = self.pread(self._pos, len(view))
-        view[: len(data)] = data
-        self._pos += len(data)
-        return len(data)
+        stop = min(self._pos + len(view), self.size)
+        if stop - self._pos >= self.DIRECT_READ and self.disk is None:
+            n = self._read_direct(self._pos, stop, view)
+        else:
+            data = self.pread(self._pos, len(view))
+            view[: len(data)] = data
+            n = len(data)
+        self._pos += n
+        return n
 
     def readall(self) -> bytes:
         self._check_open()
@@ -203,10 +228,27 @@ class RemoteFile(io.RawIOBase):
                     self._pool.shutdown(wait=True)
                     self._pool = None
                 self._blocks.clear()
+                if self.disk is not None:
+                    self.disk.close()
         super().close()
 
-    def __getstate__(self) -> dict[str, Any]:
-        raise TypeError(f"{self!r}: a RemoteFile cannot be pickled; open it again where it is needed")
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle as what reopens it — source, key, size, settings — not its cached blocks.
+
+        Unpickling opens a fresh RemoteFile (counters at 0) where it lands, a Dask worker say;
+        a ``block_cache`` folder is reused there if that machine has it (created if not).
+        """
+        settings = dict(
+            block_size=self.block_size,
+            cache_blocks=self.cache_blocks,
+            readahead=self.max_readahead,
+            split_size=self.split_size,
+            max_workers=self.max_workers,
+            retries=self.policy,
+            size=self.size,
+            block_cache=None if self.disk is None else self.disk.folder,
+        )
+        return (functools.partial(RemoteFile, self.source, self.key, **settings), ())
 
     # ------------------------------------------------------------------ reading
 
@@ -228,6 +270,25 @@ class RemoteFile(io.RawIOBase):
         offset = start - first * bs
         return data[offset : offset + (stop - start)]
 
+    def _read_direct(self, start: int, stop: int, view: memoryview) -> int:
+        """Bytes ``[start, stop)`` into ``view`` as parallel ranges of ``split_size``; returns the count."""
+        spans = [(a, min(a + self.split_size, stop)) for a in range(start, stop, self.split_size)]
+
+        def fill(span: tuple[int, int]) -> None:
+            view[span[0] - start : span[1] - start] = self._get(*span)
+
+        with self._lock:
+            self._last_end, self._readahead = stop, 0
+            for _ in self._executor().map(fill, spans):
+                pass
+        return stop - start
+
+    def _executor(self) -> ThreadPoolExecutor:
+        """The thread pool for parallel range requests, made on first use."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.max_workers, thread_name_prefix="ecephys-remote")
+        return self._pool
+
     def _fetch_blocks(self, first: int, last: int, *, ahead: int = 0) -> dict[int, bytes]:
         """The blocks ``[first, last)``, fetching the missing ones (+ ``ahead`` blocks after them).
 
@@ -242,6 +303,10 @@ class RemoteFile(io.RawIOBase):
                 self._blocks.move_to_end(index)
                 have[index] = self._blocks[index]
                 continue
+            block = self.disk.get(index) if self.disk is not None else None
+            if block is not None:
+                self._blocks[index] = have[index] = block
+                continue
             if runs and runs[-1][1] == index:
                 runs[-1][1] = index + 1
             else:
@@ -250,7 +315,7 @@ class RemoteFile(io.RawIOBase):
             return have
         if ahead:
             end = min(runs[-1][1] + ahead, n_blocks)
-            while runs[-1][1] < end and runs[-1][1] not in self._blocks:
+            while runs[-1][1] < end and not self._held(runs[-1][1]):
                 runs[-1][1] += 1
         spans = []
         for a, b in runs:
@@ -260,9 +325,7 @@ class RemoteFile(io.RawIOBase):
         if len(spans) == 1:
             results = [self._get(*spans[0])]
         else:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.max_workers, thread_name_prefix="ecephys-remote")
-            results = list(self._pool.map(lambda span: self._get(*span), spans))
+            results = list(self._executor().map(lambda span: self._get(*span), spans))
         fetched: dict[int, bytes] = {}
         for (start, _), data in zip(spans, results, strict=True):
             for offset in range(0, len(data), self.block_size):
@@ -271,10 +334,18 @@ class RemoteFile(io.RawIOBase):
         for index, block in fetched.items():
             self._blocks[index] = block
             self._blocks.move_to_end(index)
+            if self.disk is not None:
+                self.disk.put(index, block)
+        if self.disk is not None:
+            self.disk.flush()
         while len(self._blocks) > self.cache_blocks:
             self._blocks.popitem(last=False)
         fetched.update(have)
         return fetched
+
+    def _held(self, index: int) -> bool:
+        """Whether block ``index`` is in memory or in the on-disk cache (no fetch needed)."""
+        return index in self._blocks or (self.disk is not None and bool(self.disk.present[index]))
 
     def _get(self, start: int, stop: int) -> bytes:
         """Bytes ``[start, stop)`` from the source, retried; exactly ``stop - start`` of them."""

@@ -21,6 +21,12 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+def _uniform() -> float:
+    """A draw from [0, 1) of the process's generator: pickled by name, so that copies of a policy
+    sent to other processes (Dask workers) draw their own jitter, not the same sequence."""
+    return random.random()
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """How many failed attempts in a row to allow, and how long to wait between them.
@@ -35,7 +41,7 @@ class RetryPolicy:
     base: float = 0.5  # seconds
     cap: float = 30.0  # seconds
     sleep: Callable[[float], None] = field(default=time.sleep, repr=False, compare=False)
-    random: Callable[[], float] = field(default=random.random, repr=False, compare=False)
+    random: Callable[[], float] = field(default=_uniform, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.retries < 0:
