@@ -539,8 +539,9 @@ def _print_table(plan: dict, reports: dict, unit_ids: np.ndarray) -> list[str]:
                 f"{_ratio(allen, analysis):>20} {_ratio(tensor, analysis):>9}"
             )
         print(
-            "gather: session.spike_times.flat(unit_ids), the copy of the units' whole spike trains "
-            "each session call makes; analysis: the ecephys.spikes functions on already gathered arrays."
+            "gather: session.spike_times.flat(unit_ids), a copy of the units' spike trains (the session "
+            "methods avoid it: they pass bounds into the file's flat array); analysis: the "
+            "ecephys.spikes functions on such a copy, checking that each unit's spikes are sorted."
         )
     return verdicts
 
