@@ -159,3 +159,19 @@ def test_interval_counts_left_closed():
     assert counts.tolist() == [[2]]
     spike, _, _ = _kernels.interval_members(flat, offsets, np.array([1.0]), np.array([3.0]), closed="left")
     assert flat[spike].tolist() == [1.0, 2.0]
+
+
+def test_without_numba_the_numpy_kernels_answer(monkeypatch):
+    units = [[0.1, 0.2, 0.7], [0.55]]
+    domain = np.array([[0.0, 0.5, 1.0]])
+    monkeypatch.setenv("ECEPHYS_NO_NUMBA", "1")
+    _kernels.compiled_kernels.cache_clear()
+    try:
+        assert _kernels.compiled_kernels() is None
+        with pytest.raises(ValueError, match=r"ecephys\[fast\]"):
+            _kernel_counts(units, domain, method="compiled")
+        assert np.array_equal(_kernel_counts(units, domain, method="auto"), brute_bin_counts(units, domain))
+    finally:
+        monkeypatch.delenv("ECEPHYS_NO_NUMBA")
+        _kernels.compiled_kernels.cache_clear()
+    assert _kernels.compiled_kernels() is not None
