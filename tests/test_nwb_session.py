@@ -159,6 +159,9 @@ def test_cached_tables_outlive_close(path):
     assert opened.trials is trials
     with pytest.raises(ValueError, match="the file is closed"):
         _ = opened.units
+    never_read = ecephys.open_nwb(path)
+    never_read.close()
+    assert repr(never_read) == f"<NWBSession (closed) {path}>"
 
 
 # -------------------------------------------------------------------------- missing parts, bad files

@@ -115,7 +115,10 @@ class NWBSession(Exportable):
         self.close()
 
     def __repr__(self) -> str:
-        return f"<NWBSession {self.session_id} ({self._nwb.name})>"
+        try:
+            return f"<NWBSession {self.session_id} ({self._nwb.name})>"
+        except ValueError:  # closed before its id was read
+            return f"<NWBSession (closed) {self._nwb.name}>"
 
     @property
     def bytes_fetched(self) -> int:
