@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import warnings
 from pathlib import Path
 
@@ -167,3 +168,16 @@ def test_cache_without_a_streamable_source_says_so(project, project_warehouse, t
     )
     with pytest.raises(ValueError, match=r"stream=True: .* WarehouseFetcher"):
         cache.get_session_data(PROJECT_SESSIONS[0], stream=True)
+
+
+@pytest.mark.parametrize("opener", [ecephys.open_session, ecephys.open_nwb])
+def test_a_url_session_closes_its_connections(file_server, opener):
+    need(SESSION_NWB)
+    url = file_server.add_file(f"{FOLDER}/session_{SID}.nwb", SESSION_NWB)
+    gc.collect()  # what earlier tests left (a project cache keeps its source open, on purpose)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        with opener(url) as streamed:
+            assert len(streamed.units)
+        gc.collect()
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)]

@@ -506,10 +506,15 @@ def open_nwb(
         and not path_or_url.lower().startswith("file://")
     ):
         source, key = source_for_url(path_or_url, endpoint_url=endpoint_url, timeout=timeout)
-        remote = RemoteFile(source, key, retries=retries, block_cache=block_cache)
         try:
-            return NWBSession(GenericNWBFile(remote), owned=[remote])
+            remote = RemoteFile(source, key, retries=retries, block_cache=block_cache)
+        except BaseException:
+            source.close()
+            raise
+        try:  # the source was made for this URL: its connections close with the session
+            return NWBSession(GenericNWBFile(remote), owned=[remote, source])
         except BaseException:
             remote.close()
+            source.close()
             raise
     return NWBSession(GenericNWBFile(path_or_url))

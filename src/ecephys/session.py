@@ -804,9 +804,15 @@ def open_session(
     )
     if isinstance(path, str) and "://" in path and not path.lower().startswith("file://"):
         source, key = source_for_url(path, endpoint_url=endpoint_url, timeout=timeout)
-        return stream_session(
-            source, key, filters=filters, lfp_paths=lfp_paths, retries=retries, block_cache=block_cache
-        )
+        try:
+            session = stream_session(
+                source, key, filters=filters, lfp_paths=lfp_paths, retries=retries, block_cache=block_cache
+            )
+        except BaseException:
+            source.close()
+            raise
+        session._owned.append(source)  # made for this URL: its connections close with the session
+        return session
     return EcephysSession(AllenSessionFile(path), filters=filters, lfp_paths=lfp_paths)
 
 
