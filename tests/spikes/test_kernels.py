@@ -109,6 +109,23 @@ def test_count_above_cap_raises_overflow(method):
     assert caught.value.count == 5
 
 
+@pytest.mark.parametrize("method", ["disjoint", "general", "compiled"])
+def test_count_that_wraps_the_dtype_is_reported_exactly(method):
+    # 300 spikes in one uint8 bin wrap round to 44: the overflow must still name 300.
+    flat, offsets, _ = pack([list(np.linspace(0.1, 0.4, 300)), [0.2, 0.6]])
+    out = np.zeros((1, 2, 2), dtype=np.uint8)
+    with pytest.raises(_kernels.CountOverflow) as caught:
+        _kernels.bin_counts(flat, offsets, np.array([[0.0, 0.5, 1.0]]), out, cap=255, method=method)
+    assert caught.value.count == 300
+
+
+def test_compiled_kernel_refuses_an_output_it_cannot_write_in_place():
+    flat, offsets, _ = pack([[0.1]])
+    out = np.zeros((1, 2, 2), dtype=np.int64)[:, :, ::2]
+    with pytest.raises(ValueError, match="C-contiguous"):
+        _kernels.bin_counts(flat, offsets, np.array([[0.0, 0.5, 1.0]]), out, method="compiled")
+
+
 @pytest.mark.parametrize(
     ("lo", "hi", "disjoint"),
     [
@@ -175,3 +192,22 @@ def test_without_numba_the_numpy_kernels_answer(monkeypatch):
         monkeypatch.delenv("ECEPHYS_NO_NUMBA")
         _kernels.compiled_kernels.cache_clear()
     assert _kernels.compiled_kernels() is not None
+
+
+def test_a_compiled_kernel_that_cannot_build_falls_back_to_numpy(monkeypatch, caplog):
+    from ecephys.spikes import _compiled
+
+    def cannot_build(*args, **kwargs):
+        raise RuntimeError("LLVM ERROR: unknown intrinsic")  # what an incompatible llvmlite says
+
+    monkeypatch.setattr(_compiled, "bin_counts", cannot_build)
+    _kernels.compiled_kernels.cache_clear()
+    try:
+        assert _kernels.compiled_kernels() is None
+        assert "failed to build" in caplog.text
+        units, domain = [[0.1, 0.6]], np.array([[0.0, 0.5, 1.0]])
+        assert np.array_equal(_kernel_counts(units, domain, method="auto"), brute_bin_counts(units, domain))
+    finally:
+        monkeypatch.undo()
+        _kernels.compiled_kernels.cache_clear()
+    assert _kernels.compiled_kernels() is _compiled

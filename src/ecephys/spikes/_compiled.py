@@ -7,6 +7,14 @@ windows go in order of onset and each unit keeps a pointer into its spike train 
 forward (a galloping search), so the spikes are read once, in order. A spike's bin is guessed
 from the bin width when the bins are even and then checked against the real edges, so the bins
 are exactly the half-open ``[edge, next_edge)`` of the numpy path.
+
+Speed (a 426-unit session, 600 windows of 30 bins, 3.7 M spikes: 14 ms -> 9 ms on 2 cores,
+28 ms -> 17 ms on one) comes from three things. A window's spikes arrive in bin order, so a
+bin's count is the length of its run of spikes: it is stored as the run grows, a plain store
+per spike that never reads ``out`` back (no store-to-load stalls when neighbouring spikes share
+a bin). Indices are unsigned, so numba emits no negative-index wraparound in the inner loop.
+And the cache lines a unit will need two windows later are prefetched, since its spikes are
+otherwise a cache miss at every window.
 """
 
 from __future__ import annotations
@@ -15,6 +23,9 @@ import threading
 
 import numba
 import numpy as np
+from llvmlite import ir
+from numba.core import cgutils, types
+from numba.extending import intrinsic
 
 __all__ = ["bin_counts"]
 
@@ -24,6 +35,29 @@ _LAUNCH = threading.Lock()
 
 #: Units per thread block: 32 columns of uint16 are one 64-byte cache line of a (window, bin) row.
 UNIT_BLOCK = 32
+
+#: Spikes prefetched ahead of a unit's pointer at most (4 KiB of float64).
+PREFETCH_SPIKES = 512
+
+#: Array index type of the hot loops: numba adds no negative-index wraparound to unsigned ones.
+_U = np.uint64
+
+
+@intrinsic
+def _prefetch(typingctx, values, index):  # noqa: ANN001, ANN202, ARG001
+    """Ask the CPU to start loading the cache line of ``values[index]``: a hint, no result changes."""
+
+    def codegen(context, builder, signature, args):  # noqa: ANN001, ANN202, ARG001
+        data = context.make_array(signature.args[0])(context, builder, args[0]).data
+        address = builder.bitcast(builder.gep(data, [args[1]]), ir.IntType(8).as_pointer())
+        i32 = ir.IntType(32)
+        hint_type = ir.FunctionType(ir.VoidType(), [address.type, i32, i32, i32])
+        hint = cgutils.get_or_insert_function(builder.module, hint_type, "llvm.prefetch.p0i8")
+        # read (0), keep in all cache levels (3), data cache (1)
+        builder.call(hint, [address, i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return types.void(values, index), codegen
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -49,56 +83,107 @@ def _lower_bound(values: np.ndarray, target: float, lo: int, end: int) -> int:
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _bin_of(row: np.ndarray, t: float, n_bins: int, inv_width: float, even: bool) -> int:
-    """The bin ``b`` with ``row[b] <= t < row[b + 1]``, for ``row[0] <= t < row[n_bins]``."""
-    if even:
-        b = min(max(int((t - row[0]) * inv_width), 0), n_bins - 1)
-        while b > 0 and t < row[b]:
-            b -= 1
-        while b < n_bins - 1 and t >= row[b + 1]:
-            b += 1
-        return b
-    lo, hi = 0, n_bins - 1  # the last edge <= t
-    while lo < hi:
-        mid = (lo + hi + 1) >> 1
-        if row[mid] <= t:
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
-
-
-@numba.njit(cache=True, nogil=True)
-def _count_runs(flat, j0, j1, row, n_bins, inv_width, even, out, w, k):  # noqa: ANN001, ANN202
-    """Write the counts of spikes ``flat[j0:j1]`` bin by bin; returns the largest (exact, no wrap)."""
-    current, run, peak = -1, 0, 0
-    for j in range(j0, j1):
-        b = _bin_of(row, flat[j], n_bins, inv_width, even)
-        if b != current:
-            if run:
-                out[w, current, k] = run
-                peak = max(peak, run)
-            current, run = b, 0
-        run += 1
-    if run:
-        out[w, current, k] = run
-        peak = max(peak, run)
-    return peak
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
 def _skip_to(values: np.ndarray, target: float, lo: int, end: int) -> int:
     """:func:`_lower_bound`, stepping first: the next window is usually a few spikes on."""
     stop = min(lo + 16, end)
-    while lo < stop and values[lo] < target:
+    while lo < stop and values[_U(lo)] < target:
         lo += 1
     if lo < stop or lo == end:
         return lo
     return _lower_bound(values, target, lo, end)
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _window_span(flat: np.ndarray, lo: int, end: int, start: float, stop: float) -> tuple[int, int]:
+    """``(first, last)`` with ``flat[first:last]`` the spikes of ``flat[lo:end]`` in ``[start, stop)``."""
+    first = _skip_to(flat, start, lo, end)
+    last = first
+    while last < end and flat[_U(last)] < stop:
+        last += 1
+    return first, last
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _snap_bin(row: np.ndarray, t: float, b: int, last: int) -> int:
+    """Move bin ``b`` (``0 <= b <= last``) to the one with ``row[b] <= t < row[b + 1]``."""
+    while t < row[b] and b > 0:
+        b -= _U(1)
+    while t >= row[b + _U(1)] and b < last:
+        b += _U(1)
+    return b
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _even_bin(row: np.ndarray, t: float, n_bins: int, inv_width: float) -> int:
+    """The bin of ``t`` in ``[row[0], row[n_bins])``: guessed from the width, checked on the edges."""
+    last = _U(n_bins - 1)
+    b = min(_U(int((t - row[0]) * inv_width)), last)  # a negative guess wraps round, then clamps
+    if row[b] <= t < row[b + _U(1)]:
+        return b
+    return _snap_bin(row, t, b, last)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _search_bin(row: np.ndarray, t: float, n_bins: int, inv_width: float) -> int:  # noqa: ARG001
+    """The bin of ``t`` in ``[row[0], row[n_bins])`` by bisection: the last edge ``<= t``."""
+    lo, hi = 0, n_bins - 1
+    while lo < hi:
+        mid = (lo + hi + 1) >> 1
+        if row[_U(mid)] <= t:
+            lo = mid
+        else:
+            hi = mid - 1
+    return _U(lo)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _write_runs(flat, first, last, row, n_bins, inv_width, out, base, stride, ceiling, locate):  # noqa: ANN001, ANN202
+    """Store the count of bin ``b`` of spikes ``flat[first:last]`` at ``out[base + b * stride]``.
+
+    The spikes come in bin order, so a bin's count is the length of its run, stored as the run
+    grows (never more than ``ceiling``): one plain store per spike, ``out`` is never read.
+    """
+    previous = _U(n_bins)  # no bin
+    run_start = first
+    for j in range(first, last):
+        b = locate(row, flat[_U(j)], n_bins, inv_width)
+        run_start = run_start if b == previous else j
+        previous = b
+        out[_U(base) + b * _U(stride)] = min(j - run_start + 1, ceiling)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _count_window(flat, first, last, row, n_bins, inv_width, out, base, stride, ceiling, even):  # noqa: ANN001, ANN202
+    """:func:`_write_runs` with the bin finder compiled in: the width guess or bisection."""
+    if even:
+        _write_runs(flat, first, last, row, n_bins, inv_width, out, base, stride, ceiling, _even_bin)
+    else:
+        _write_runs(flat, first, last, row, n_bins, inv_width, out, base, stride, ceiling, _search_bin)
+
+
+@numba.njit(cache=True, nogil=True)
+def _peak_run(flat, first, last, row, n_bins, inv_width, even):  # noqa: ANN001, ANN202
+    """The largest count in a bin of spikes ``flat[first:last]`` (exact, whatever the output dtype)."""
+    peak, run, previous = 0, 0, _U(n_bins)
+    for j in range(first, last):
+        t = flat[_U(j)]
+        b = _even_bin(row, t, n_bins, inv_width) if even else _search_bin(row, t, n_bins, inv_width)
+        run = run + 1 if b == previous else 1
+        previous = b
+        peak = max(peak, run)
+    return peak
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _prefetch_after_next(flat: np.ndarray, last: int, lo: int, end: int) -> None:
+    """Prefetch the spikes of a unit's window after next: about as many on as ``flat[lo:last]``."""
+    ahead = min(last - lo, PREFETCH_SPIKES)
+    for j in range(last + ahead, min(last + 2 * ahead + 8, end), 8):  # 8 float64 to a cache line
+        _prefetch(flat, j)
+
+
 @numba.njit(cache=True, parallel=True)
-def _fill(flat, offsets, domain, order, out, binarize, even, disjoint, cap):  # noqa: ANN001, ANN202
+def _fill(flat, offsets, domain, order, out, ceiling, even, disjoint, cap):  # noqa: ANN001, ANN202
     n_windows, n_edges = domain.shape
     n_bins = n_edges - 1
     n_units = offsets.shape[0]
@@ -115,21 +200,15 @@ def _fill(flat, offsets, domain, order, out, binarize, even, disjoint, cap):  # 
             start, stop = row[0], row[n_bins]
             inv_width = n_bins / (stop - start) if stop > start else 0.0
             for k in range(k0, k1):
-                end = offsets[k, 1]
-                j0 = _skip_to(flat, start, pointers[k - k0], end)
-                j = j0
-                while j < end and flat[j] < stop:
-                    b = _bin_of(row, flat[j], n_bins, inv_width, even)
-                    if binarize:
-                        out[w, b, k] = 1
-                    else:
-                        out[w, b, k] += 1
-                    j += 1
+                lo, end = pointers[k - k0], offsets[k, 1]
+                first, last = _window_span(flat, lo, end, start, stop)
+                base = w * n_bins * n_units + k
+                _count_window(flat, first, last, row, n_bins, inv_width, out, base, n_units, ceiling, even)
+                if last - first > cap:  # a bin may have wrapped round: the caller needs its count
+                    peak = max(peak, _peak_run(flat, first, last, row, n_bins, inv_width, even))
                 # Disjoint windows: the next one starts after this one's spikes.
-                pointers[k - k0] = j if disjoint else j0
-                if not binarize and j - j0 > cap:  # a bin may have wrapped: count it again exactly
-                    out[w, :, k] = 0
-                    peak = max(peak, _count_runs(flat, j0, j, row, n_bins, inv_width, even, out, w, k))
+                pointers[k - k0] = last if disjoint else first
+                _prefetch_after_next(flat, last, lo, end)
         peaks[block] = peak
     return peaks.max() if n_blocks else 0
 
@@ -143,7 +222,7 @@ def bin_counts(
     binarize: bool,
     cap: float | None,
 ) -> int:
-    """Fill ``out`` (zeros) with each unit's spikes per half-open bin.
+    """Fill ``out`` (zeros, C-contiguous) with each unit's spikes per half-open bin.
 
     Returns 0, or, when some window holds more than ``cap`` spikes of one unit, the largest
     count in a bin (exact): more than ``cap`` means that bin wrapped, and the caller starts
@@ -152,13 +231,17 @@ def bin_counts(
     n_windows, n_edges = domain.shape
     if n_windows == 0 or n_edges < 2 or offsets.shape[0] == 0:
         return 0
+    if not out.flags.c_contiguous:
+        raise ValueError("bin_counts needs a C-contiguous out array")
     widths = np.diff(domain, axis=1)
     mean = (domain[:, -1] - domain[:, 0]) / (n_edges - 1)
     even = bool(np.all(np.abs(widths - mean[:, None]) <= 1e-9 * np.maximum(np.abs(mean[:, None]), 1e-300)))
     order = np.argsort(domain[:, 0], kind="stable")
     disjoint = bool(np.all(domain[order[1:], 0] >= domain[order[:-1], -1]))
-    limit = np.iinfo(np.int64).max if cap is None else int(min(cap, np.iinfo(np.int64).max))
+    int_max = np.iinfo(np.int64).max
+    limit = int_max if cap is None or binarize else int(min(cap, int_max))
+    ceiling = 1 if binarize else int_max
     offsets = np.ascontiguousarray(offsets, dtype=np.int64)
     domain = np.ascontiguousarray(domain, dtype=np.float64)
     with _LAUNCH:
-        return int(_fill(flat, offsets, domain, order, out, binarize, even, disjoint, limit))
+        return int(_fill(flat, offsets, domain, order, out.reshape(-1), ceiling, even, disjoint, limit))

@@ -15,6 +15,7 @@ costs one pass over the spikes inside the windows instead of 840 million edge lo
 from __future__ import annotations
 
 import functools
+import logging
 import os
 from types import ModuleType
 from typing import Literal
@@ -29,6 +30,8 @@ __all__ = [
     "interval_counts",
     "interval_members",
 ]
+
+log = logging.getLogger(__name__)
 
 #: Spikes (or spike-window pairs) handled per vectorised step; bounds every temporary array
 #: to a few times this many elements, whatever the size of a unit.
@@ -187,9 +190,11 @@ def _bin_counts_general(
 
 @functools.cache
 def compiled_kernels() -> ModuleType | None:
-    """The numba kernels (:mod:`ecephys.spikes._compiled`), or None without numba.
+    """The numba kernels (:mod:`ecephys.spikes._compiled`), or None without a working numba.
 
-    ``ECEPHYS_NO_NUMBA=1`` in the environment keeps to the numpy kernels.
+    ``ECEPHYS_NO_NUMBA=1`` in the environment keeps to the numpy kernels. The kernel is
+    compiled (or loaded from numba's cache) and run once on a tiny input here: a numba or
+    LLVM that cannot build it is logged and the numpy kernels answer instead.
     """
     if os.environ.get("ECEPHYS_NO_NUMBA", "") not in ("", "0"):
         return None
@@ -197,7 +202,14 @@ def compiled_kernels() -> ModuleType | None:
         from ecephys.spikes import _compiled
     except ImportError:
         return None
-    return _compiled
+    spike_times, bounds, edges = np.array([0.25, 0.75]), np.array([[0, 2]]), np.array([[0.0, 0.5, 1.0]])
+    out = np.zeros((1, 2, 1), dtype=np.uint16)
+    try:
+        _compiled.bin_counts(spike_times, bounds, edges, out, binarize=False, cap=None)
+    except Exception as err:  # numba's errors have no common base; any failure means "not here"
+        log.warning("ecephys: the compiled spike-count kernel failed to build (%s); using numpy", err)
+        return None
+    return _compiled if out.ravel().tolist() == [1, 1] else None
 
 
 def bin_counts(
