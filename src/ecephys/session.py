@@ -475,22 +475,28 @@ class EcephysSession(Exportable):
         return stimuli.screen_gaze_data(self._nwb.file, include_filtered_data=include_filtered_data)
 
     # -- spike analysis aligned to stimuli -------------------------------------------------
-    def _select(self, table: pd.DataFrame, ids: object | None, what: str) -> pd.DataFrame:
-        """Rows of ``table`` for ``ids`` in the order given (all when None); clear error for unknown ids."""
+    def _select(
+        self, table: pd.DataFrame, ids: object | None, what: str, columns: list[str] | None = None
+    ) -> pd.DataFrame:
+        """Rows of ``table`` for ``ids`` in the order given (all when None), only ``columns`` when
+        given (cheaper than whole rows of a wide table); clear error for unknown ids."""
+        if columns is not None:
+            table = table[columns]
         if ids is None:
             return table
-        wanted = pd.Index(np.atleast_1d(np.asarray(ids)))
-        unknown = wanted.difference(table.index)
-        if len(unknown):
+        wanted = np.atleast_1d(np.asarray(ids))
+        positions = table.index.get_indexer(wanted)
+        if bool(np.any(positions < 0)):
+            unknown = pd.unique(wanted[positions < 0])
             raise UnknownIdError(
                 f"session {self.ecephys_session_id}: {len(unknown)} {what} id(s) not in session.{what}s "
                 f"(for example {unknown[:5].tolist()}); pick ids from its index"
             )
-        return table.loc[wanted]
+        return table.iloc[positions]
 
     def _spike_arrays(self, unit_ids: object | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """All spike times (s), the selected units' (n, 2) bounds in them, and their ids (units order)."""
-        ids = self._select(self.units, unit_ids, "unit").index.to_numpy(dtype=np.int64)
+        ids = self._select(self.units, unit_ids, "unit", columns=[]).index.to_numpy(dtype=np.int64)
         self._warn_invalid_spikes_once()
         flat, bounds = self._spike_times.bounds(ids)
         self._check_spikes_sorted()
@@ -530,7 +536,7 @@ class EcephysSession(Exportable):
         spikes/s. Overlapping windows are each counted in full (AllenSDK issue 813).
         """
         presentations = self._select(
-            self.stimulus_presentations, stimulus_presentation_ids, "stimulus_presentation"
+            self.stimulus_presentations, stimulus_presentation_ids, "stimulus_presentation", ["start_time"]
         )
         flat, offsets, ids = self._spike_arrays(unit_ids)
         return spikes.presentationwise_spike_counts(
@@ -553,7 +559,10 @@ class EcephysSession(Exportable):
     ) -> pd.DataFrame:
         """Each spike inside a presentation (start < t <= stop), indexed by ``spike_time`` (s)."""
         presentations = self._select(
-            self.stimulus_presentations, stimulus_presentation_ids, "stimulus_presentation"
+            self.stimulus_presentations,
+            stimulus_presentation_ids,
+            "stimulus_presentation",
+            ["start_time", "stop_time"],
         )
         flat, offsets, ids = self._spike_arrays(unit_ids)
         return spikes.presentationwise_spike_times(
@@ -578,7 +587,10 @@ class EcephysSession(Exportable):
         presentations are listed.
         """
         presentations = self._select(
-            self.stimulus_presentations, stimulus_presentation_ids, "stimulus_presentation"
+            self.stimulus_presentations,
+            stimulus_presentation_ids,
+            "stimulus_presentation",
+            ["start_time", "stop_time", "stimulus_condition_id", "duration"],
         )
         flat, offsets, ids = self._spike_arrays(unit_ids)
         counts = spikes.spike_counts_per_presentation(
