@@ -40,7 +40,8 @@ relaxed = settings(deadline=None)
 
 def _kernel_counts(units, domain, *, method, binarize=False, chunk=None):
     flat, offsets, _ = pack(units)
-    out = np.zeros((domain.shape[0], domain.shape[1] - 1, len(units)), dtype=np.int64)
+    # Not zeros: every method must overwrite what ``out`` held (callers pass np.empty).
+    out = np.full((domain.shape[0], domain.shape[1] - 1, len(units)), 7, dtype=np.int64)
     with mock.patch.object(_kernels, "CHUNK", chunk or _kernels.CHUNK):
         _kernels.bin_counts(flat, offsets, domain, out, binarize=binarize, method=method)
     return out
@@ -90,6 +91,18 @@ def test_compiled_kernel_on_uneven_bins_matches_brute_force(spike_times, edges):
     units = [sorted(spike_times)]
     domain = np.sort(np.asarray(edges))[None, :] + np.array([[0.0], [0.5], [0.25]])
     assert np.array_equal(_kernel_counts(units, domain, method="compiled"), brute_bin_counts(units, domain))
+
+
+def test_compiled_kernel_on_many_units_of_uneven_sizes_matches_brute_force():
+    # 75 units, one holding most spikes: the threads' runs of units are cut inside a block of
+    # UNIT_BLOCK units, and a run spans several blocks; the output starts as garbage.
+    rng = np.random.default_rng(7)
+    sizes = [400 if k == 40 else int(rng.integers(0, 12)) for k in range(75)]
+    units = [np.sort(rng.uniform(0.0, 3.0, size)).tolist() for size in sizes]
+    domain = np.linspace(-0.1, 0.4, 6)[None, :] + np.array([[2.5], [0.0], [0.2], [1.0], [1.4]])
+    expected = brute_bin_counts(units, domain)
+    assert expected[:, :, 40].sum() > 50  # the big unit really is counted
+    assert np.array_equal(_kernel_counts(units, domain, method="compiled"), expected)
 
 
 def test_compiled_kernel_counts_exactly_when_a_window_holds_more_than_the_cap():

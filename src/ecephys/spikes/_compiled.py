@@ -1,12 +1,15 @@
 """Binned spike counts compiled with numba (the ``fast`` extra): the numpy kernels' answers, sooner.
 
 :func:`bin_counts` fills the same ``(n_windows, n_bins, n_units)`` array as
-:func:`ecephys.spikes._kernels.bin_counts`, for any windows (overlapping or not). Units are
-taken in blocks, one thread per block, so threads write disjoint columns; inside a block the
-windows go in order of onset and each unit keeps a pointer into its spike train that only moves
-forward (a galloping search), so the spikes are read once, in order. A spike's bin is guessed
-from the bin width when the bins are even and then checked against the real edges, so the bins
-are exactly the half-open ``[edge, next_edge)`` of the numpy path.
+:func:`ecephys.spikes._kernels.bin_counts`, for any windows (overlapping or not). The threads
+first zero one slab of ``out`` each (so a fresh ``np.empty`` is first touched by all cores,
+not zero-filled by one beforehand); then the units are split into one run of consecutive units
+per thread, runs holding about as many spikes each, so threads write disjoint columns. A run
+is taken in blocks of :data:`UNIT_BLOCK` units; inside a block the windows go in order of
+onset and each unit keeps a pointer into its spike train that only moves forward (a galloping
+search), so the spikes are read once, in order. A spike's bin is guessed from the bin width
+when the bins are even and then checked against the real edges, so the bins are exactly the
+half-open ``[edge, next_edge)`` of the numpy path.
 
 Speed (a 426-unit session, 600 windows of 30 bins, 3.7 M spikes: 14 ms -> 9 ms on 2 cores,
 28 ms -> 17 ms on one) comes from three things. A window's spikes arrive in bin order, so a
@@ -14,7 +17,9 @@ bin's count is the length of its run of spikes: it is stored as the run grows, a
 per spike that never reads ``out`` back (no store-to-load stalls when neighbouring spikes share
 a bin). Indices are unsigned, so numba emits no negative-index wraparound in the inner loop.
 And the cache lines a unit will need two windows later are prefetched, since its spikes are
-otherwise a cache miss at every window.
+otherwise a cache miss at every window. Zeroing ``out`` on every thread (instead of a
+single-threaded ``np.zeros`` first) and runs of units with equal spike counts (instead of
+equal unit counts, which split the work about 53/47) save about 1 ms more on 2 cores.
 """
 
 from __future__ import annotations
@@ -182,35 +187,58 @@ def _prefetch_after_next(flat: np.ndarray, last: int, lo: int, end: int) -> None
         _prefetch(flat, j)
 
 
-@numba.njit(cache=True, parallel=True)
-def _fill(flat, offsets, domain, order, out, ceiling, even, disjoint, cap):  # noqa: ANN001, ANN202
+@numba.njit(cache=True, nogil=True)
+def _fill_units(flat, offsets, domain, order, out, ceiling, even, disjoint, cap, k0, k1):  # noqa: ANN001, ANN202
+    """Count the spikes of units ``k0:k1`` into their columns of ``out``; returns the peak check."""
     n_windows, n_edges = domain.shape
     n_bins = n_edges - 1
     n_units = offsets.shape[0]
-    n_blocks = (n_units + UNIT_BLOCK - 1) // UNIT_BLOCK
-    peaks = np.zeros(n_blocks, dtype=np.int64)
-    for block in numba.prange(n_blocks):
-        k0 = block * UNIT_BLOCK
-        k1 = min(n_units, k0 + UNIT_BLOCK)
-        pointers = offsets[k0:k1, 0].copy()
+    pointers = offsets[k0:k1, 0].copy()
+    peak = 0
+    for i in range(n_windows):  # in onset order: each unit's pointer only moves forward
+        w = order[i]
+        row = domain[w]
+        start, stop = row[0], row[n_bins]
+        inv_width = n_bins / (stop - start) if stop > start else 0.0
+        for k in range(k0, k1):
+            lo, end = pointers[k - k0], offsets[k, 1]
+            first, last = _window_span(flat, lo, end, start, stop)
+            base = w * n_bins * n_units + k
+            _count_window(flat, first, last, row, n_bins, inv_width, out, base, n_units, ceiling, even)
+            if last - first > cap:  # a bin may have wrapped round: the caller needs its count
+                peak = max(peak, _peak_run(flat, first, last, row, n_bins, inv_width, even))
+            # Disjoint windows: the next one starts after this one's spikes.
+            pointers[k - k0] = last if disjoint else first
+            _prefetch_after_next(flat, last, lo, end)
+    return peak
+
+
+@numba.njit(cache=True, parallel=True)
+def _fill(flat, offsets, domain, order, out, ceiling, even, disjoint, cap, parts, n_slabs):  # noqa: ANN001, ANN202
+    """Zero the flat ``out`` in ``n_slabs``, then count units ``parts[p]:parts[p + 1]`` on thread ``p``.
+
+    Returns the largest peak of :func:`_fill_units`.
+    """
+    n_parts = parts.shape[0] - 1
+    peaks = np.zeros(max(n_parts, 1), dtype=np.int64)
+    for slab in numba.prange(n_slabs):  # each thread zeroes (and first-touches) one slab of out
+        out[slab * out.size // n_slabs : (slab + 1) * out.size // n_slabs] = 0
+    for part in numba.prange(n_parts):  # one part per thread: disjoint columns of out
         peak = 0
-        for i in range(n_windows):  # in onset order: each unit's pointer only moves forward
-            w = order[i]
-            row = domain[w]
-            start, stop = row[0], row[n_bins]
-            inv_width = n_bins / (stop - start) if stop > start else 0.0
-            for k in range(k0, k1):
-                lo, end = pointers[k - k0], offsets[k, 1]
-                first, last = _window_span(flat, lo, end, start, stop)
-                base = w * n_bins * n_units + k
-                _count_window(flat, first, last, row, n_bins, inv_width, out, base, n_units, ceiling, even)
-                if last - first > cap:  # a bin may have wrapped round: the caller needs its count
-                    peak = max(peak, _peak_run(flat, first, last, row, n_bins, inv_width, even))
-                # Disjoint windows: the next one starts after this one's spikes.
-                pointers[k - k0] = last if disjoint else first
-                _prefetch_after_next(flat, last, lo, end)
-        peaks[block] = peak
-    return peaks.max() if n_blocks else 0
+        for k0 in range(parts[part], parts[part + 1], UNIT_BLOCK):
+            k1 = min(parts[part + 1], k0 + UNIT_BLOCK)
+            block = _fill_units(flat, offsets, domain, order, out, ceiling, even, disjoint, cap, k0, k1)
+            peak = max(peak, block)
+        peaks[part] = peak
+    return peaks.max()
+
+
+def _balanced_parts(offsets: np.ndarray, n_parts: int) -> np.ndarray:
+    """Unit bounds of ``n_parts`` runs of consecutive units holding about as many spikes each."""
+    work = np.cumsum(offsets[:, 1] - offsets[:, 0] + 1)  # + 1: a unit costs a little even without spikes
+    targets = work[-1] * np.arange(1, n_parts) / n_parts
+    cuts = np.searchsorted(work, targets, side="left") + 1
+    return np.unique(np.concatenate(([0], cuts, [offsets.shape[0]]))).astype(np.int64)
 
 
 def bin_counts(
@@ -222,7 +250,7 @@ def bin_counts(
     binarize: bool,
     cap: float | None,
 ) -> int:
-    """Fill ``out`` (zeros, C-contiguous) with each unit's spikes per half-open bin.
+    """Overwrite ``out`` (C-contiguous, any contents) with each unit's spikes per half-open bin.
 
     Returns 0, or, when some window holds more than ``cap`` spikes of one unit, the largest
     count in a bin (exact): more than ``cap`` means that bin wrapped, and the caller starts
@@ -243,5 +271,9 @@ def bin_counts(
     ceiling = 1 if binarize else int_max
     offsets = np.ascontiguousarray(offsets, dtype=np.int64)
     domain = np.ascontiguousarray(domain, dtype=np.float64)
+    n_threads = numba.get_num_threads()
+    parts = _balanced_parts(offsets, n_threads)
+    flat_out = out.reshape(-1)
     with _LAUNCH:
-        return int(_fill(flat, offsets, domain, order, out.reshape(-1), ceiling, even, disjoint, limit))
+        peak = _fill(flat, offsets, domain, order, flat_out, ceiling, even, disjoint, limit, parts, n_threads)
+    return int(peak)

@@ -146,7 +146,7 @@ def presentationwise_spike_counts(
 
     cap = _count_cap(out_dtype, binarize)
     while True:
-        out = np.zeros(shape, dtype=out_dtype)
+        out = np.empty(shape, dtype=out_dtype)
         try:
             _kernels.bin_counts(flat, offs, domain, out, binarize=binarize, cap=cap)
         except _kernels.CountOverflow as overflow:
