@@ -536,7 +536,10 @@ class EcephysSession(Exportable):
         spikes/s. Overlapping windows are each counted in full (AllenSDK issue 813).
         """
         presentations = self._select(
-            self.stimulus_presentations, stimulus_presentation_ids, "stimulus_presentation", ["start_time"]
+            self._stimulus_tables.presentations,
+            stimulus_presentation_ids,
+            "stimulus_presentation",
+            ["start_time"],
         )
         flat, offsets, ids = self._spike_arrays(unit_ids)
         return spikes.presentationwise_spike_counts(
@@ -559,7 +562,7 @@ class EcephysSession(Exportable):
     ) -> pd.DataFrame:
         """Each spike inside a presentation (start < t <= stop), indexed by ``spike_time`` (s)."""
         presentations = self._select(
-            self.stimulus_presentations,
+            self._stimulus_tables.presentations,
             stimulus_presentation_ids,
             "stimulus_presentation",
             ["start_time", "stop_time"],
@@ -587,7 +590,7 @@ class EcephysSession(Exportable):
         presentations are listed.
         """
         presentations = self._select(
-            self.stimulus_presentations,
+            self._stimulus_tables.presentations,
             stimulus_presentation_ids,
             "stimulus_presentation",
             ["start_time", "stop_time", "stimulus_condition_id", "duration"],
