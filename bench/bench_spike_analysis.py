@@ -66,7 +66,23 @@ STAT_COLUMNS = ("spike_count", "stimulus_presentation_count", "spike_mean", "spi
 
 
 # -- the tools: each loads the session in __init__ (untimed) and answers the tasks -----------------
-class EcephysTool:
+class _SessionCounts:
+    """``counts`` through ``self.session.presentationwise_spike_counts``: one API, both libraries."""
+
+    session: object
+
+    def counts(self, task: dict, unit_ids: list[int], n: int) -> dict[str, np.ndarray]:
+        answer = self.session.presentationwise_spike_counts(
+            np.asarray(task["edges"]), task["presentation_ids"][:n], unit_ids
+        )
+        return {
+            "counts": answer.values,
+            "presentation_ids": answer["stimulus_presentation_id"].values,
+            "unit_ids": answer["unit_id"].values,
+        }
+
+
+class EcephysTool(_SessionCounts):
     name = "ecephys"
 
     def __init__(self, path: str) -> None:
@@ -79,16 +95,6 @@ class EcephysTool:
         self.session.spike_times.load()
         _ = self.session.units, self.session.stimulus_presentations
         self._gathered: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-
-    def counts(self, task: dict, unit_ids: list[int], n: int) -> dict[str, np.ndarray]:
-        answer = self.session.presentationwise_spike_counts(
-            np.asarray(task["edges"]), task["presentation_ids"][:n], unit_ids
-        )
-        return {
-            "counts": answer.values,
-            "presentation_ids": answer["stimulus_presentation_id"].values,
-            "unit_ids": answer["unit_id"].values,
-        }
 
     def conditionwise(self, task: dict, unit_ids: list[int], n: int) -> dict[str, np.ndarray]:
         table = self.session.conditionwise_spike_statistics(task["presentation_ids"][:n], unit_ids)
@@ -130,7 +136,7 @@ class EcephysTool:
         return {"n_rows": np.asarray(len(table))}
 
 
-class AllenSDKTool:
+class AllenSDKTool(_SessionCounts):
     name = "allensdk"
 
     def __init__(self, path: str) -> None:
@@ -142,16 +148,6 @@ class AllenSDKTool:
         self.session = EcephysSession.from_nwb_path(path)
         _ = self.session.spike_times, self.session.units, self.session.stimulus_presentations
         self.default_unit_ids = self.session.units.index.to_numpy(dtype=np.int64)
-
-    def counts(self, task: dict, unit_ids: list[int], n: int) -> dict[str, np.ndarray]:
-        answer = self.session.presentationwise_spike_counts(
-            np.asarray(task["edges"]), task["presentation_ids"][:n], unit_ids
-        )
-        return {
-            "counts": answer.values,
-            "presentation_ids": answer["stimulus_presentation_id"].values,
-            "unit_ids": answer["unit_id"].values,
-        }
 
     def conditionwise(self, task: dict, unit_ids: list[int], n: int) -> dict[str, np.ndarray]:
         ids = task["presentation_ids"][:n]
