@@ -41,10 +41,10 @@ relaxed = settings(deadline=None)
 def _kernel_counts(units, domain, *, method, binarize=False, chunk=None):
     flat, offsets, _ = pack(units)
     # Not zeros: every method must overwrite what ``out`` held (callers pass np.empty).
-    out = np.full((domain.shape[0], domain.shape[1] - 1, len(units)), 7, dtype=np.int64)
+    out = np.full((len(units), domain.shape[0], domain.shape[1] - 1), 7, dtype=np.int64)
     with mock.patch.object(_kernels, "CHUNK", chunk or _kernels.CHUNK):
         _kernels.bin_counts(flat, offsets, domain, out, binarize=binarize, method=method)
-    return out
+    return out.transpose(1, 2, 0)  # unit-major -> (presentation, bin, unit), as brute force
 
 
 @relaxed
@@ -94,8 +94,8 @@ def test_compiled_kernel_on_uneven_bins_matches_brute_force(spike_times, edges):
 
 
 def test_compiled_kernel_on_many_units_of_uneven_sizes_matches_brute_force():
-    # 75 units, one holding most spikes: the threads' runs of units are cut inside a block of
-    # UNIT_BLOCK units, and a run spans several blocks; the output starts as garbage.
+    # 75 units, one holding most spikes: the threads' runs of units hold very different numbers
+    # of units; the windows overlap (pointers rewind) and the output starts as garbage.
     rng = np.random.default_rng(7)
     sizes = [400 if k == 40 else int(rng.integers(0, 12)) for k in range(75)]
     units = [np.sort(rng.uniform(0.0, 3.0, size)).tolist() for size in sizes]
@@ -108,9 +108,9 @@ def test_compiled_kernel_on_many_units_of_uneven_sizes_matches_brute_force():
 def test_compiled_kernel_counts_exactly_when_a_window_holds_more_than_the_cap():
     # 6 spikes in the window but at most 3 in a bin: no overflow at cap 4, and exact counts.
     flat, offsets, _ = pack([[0.1, 0.2, 0.3, 0.6, 0.7, 0.8]])
-    out = np.zeros((1, 2, 1), dtype=np.uint8)
+    out = np.zeros((1, 1, 2), dtype=np.uint8)
     _kernels.bin_counts(flat, offsets, np.array([[0.0, 0.5, 1.0]]), out, cap=4, method="compiled")
-    assert out[0, :, 0].tolist() == [3, 3]
+    assert out[0, 0, :].tolist() == [3, 3]
 
 
 @pytest.mark.parametrize("method", ["disjoint", "general", "compiled"])
@@ -126,10 +126,32 @@ def test_count_above_cap_raises_overflow(method):
 def test_count_that_wraps_the_dtype_is_reported_exactly(method):
     # 300 spikes in one uint8 bin wrap round to 44: the overflow must still name 300.
     flat, offsets, _ = pack([list(np.linspace(0.1, 0.4, 300)), [0.2, 0.6]])
-    out = np.zeros((1, 2, 2), dtype=np.uint8)
+    out = np.zeros((2, 1, 2), dtype=np.uint8)
     with pytest.raises(_kernels.CountOverflow) as caught:
         _kernels.bin_counts(flat, offsets, np.array([[0.0, 0.5, 1.0]]), out, cap=255, method=method)
     assert caught.value.count == 300
+
+
+def _counts_by_comparison(units, domain) -> np.ndarray:
+    """``lo <= t < hi`` for every (window, bin, unit), by broadcasting: the definition, vectorised."""
+    lo, hi = domain[:, :-1, None], domain[:, 1:, None]
+    spike_times = [np.asarray(u)[None, None, :] for u in units]
+    return np.stack([((t >= lo) & (t < hi)).sum(axis=2) for t in spike_times], axis=2)
+
+
+@pytest.mark.parametrize("method", ["compiled", "disjoint", "general"])
+def test_spikes_on_and_beside_edges_late_in_a_session_are_binned_exactly(method):
+    # Onsets near 9,877 s and 2 ms bins from np.linspace: spikes exactly on every edge and one
+    # float step either side of it, where a bin guessed from the width is most often wrong.
+    edges = np.linspace(-0.05, 0.35, 201)
+    domain = (9_876.54321 + np.arange(5) * 1.0)[:, None] + edges[None, :]
+    on_edges = domain.ravel()
+    beside = np.concatenate([on_edges, np.nextafter(on_edges, -np.inf), np.nextafter(on_edges, np.inf)])
+    spike_times = np.unique(beside)
+    units = [spike_times, spike_times[::3], spike_times[1::7]]
+    expected = _counts_by_comparison(units, domain)
+    assert (expected[:, :, 0] == 3).all()  # each bin: on its first edge, a step above, a step below the next
+    assert np.array_equal(_kernel_counts(units, domain, method=method), expected)
 
 
 def test_compiled_kernel_refuses_an_output_it_cannot_write_in_place():

@@ -133,7 +133,7 @@ def _bin_counts_disjoint(
             if not identity:
                 window = order[window]
             # Spikes visit the bins in time order, so each bin's spikes are adjacent in idx.
-            idx = (window * n_bins + bin_[inside]) * n_units + k
+            idx = (k * n_windows + window) * n_bins + bin_[inside]
             carry = _write_runs(out_flat, idx, binarize=binarize, cap=cap, carry=carry)
 
 
@@ -184,7 +184,7 @@ def _bin_counts_general(
                 right = spikes >= edges[base + mid]
                 low = np.where(right, mid, low)
                 high = np.where(right, high, mid)
-            idx = (window * n_bins + low) * n_units + k
+            idx = (k * n_windows + window) * n_bins + low
             _write_runs(out_flat, idx, binarize=binarize, cap=cap, carry=(-1, 0))
 
 
@@ -203,7 +203,7 @@ def compiled_kernels() -> ModuleType | None:
     except ImportError:
         return None
     spike_times, bounds, edges = np.array([0.25, 0.75]), np.array([[0, 2]]), np.array([[0.0, 0.5, 1.0]])
-    out = np.zeros((1, 2, 1), dtype=np.uint16)
+    out = np.zeros((1, 1, 2), dtype=np.uint16)  # one unit, one window, two bins
     try:
         _compiled.bin_counts(spike_times, bounds, edges, out, binarize=False, cap=None)
     except Exception as err:  # numba's errors have no common base; any failure means "not here"
@@ -231,8 +231,9 @@ def bin_counts(
     domain
         ``(n_windows, n_edges)`` float64 absolute bin edges, each row non-decreasing.
     out
-        C-contiguous ``(n_windows, n_edges - 1, n_units)`` array, overwritten in place (its
-        contents do not matter: ``np.empty`` spares a pass that zero-fills it twice).
+        C-contiguous ``(n_units, n_windows, n_edges - 1)`` array (unit-major: each unit's
+        counts are written front to back), overwritten in place (its contents do not matter:
+        ``np.empty`` spares a pass that zero-fills it twice).
     binarize
         Write 1 for every bin holding at least one spike.
     cap

@@ -98,6 +98,8 @@ def presentationwise_spike_counts(
     xarray.DataArray
         ``spike_counts`` (or ``spike_rates``), dims ``(stimulus_presentation_id,
         time_relative_to_stimulus_onset, unit_id)``; the time coordinate is the bin centres.
+        In memory the values are unit-major (a transposed view, each unit's counts together);
+        ``np.ascontiguousarray(counts.values)`` gives a C-ordered copy where one is needed.
     """
     flat, offs, ids = check_spike_arrays(spike_times_flat, offsets, unit_ids, check_sorted=check_sorted)
     edges = check_bin_edges(bin_edges)
@@ -126,7 +128,6 @@ def presentationwise_spike_counts(
 
     domain = time_window_domain(edges, starts, time_domain_callback)
     n_pres, n_edges = domain.shape
-    shape = (n_pres, n_edges - 1, ids.size)
 
     if rates:
         widths = np.diff(domain, axis=1) if time_domain_callback is not None else np.diff(edges)
@@ -145,12 +146,27 @@ def presentationwise_spike_counts(
         raise ValueError(f"rates=True needs a float dtype; got {out_dtype}")
 
     cap = _count_cap(out_dtype, binarize)
+    coords = {
+        "stimulus_presentation_id": pres,
+        "time_relative_to_stimulus_onset": bin_centers(edges),
+        "unit_id": ids,
+    }
     while True:
-        out = np.empty(shape, dtype=out_dtype)
+        # Unit-major in memory: the kernels write each unit's counts front to back; the answer
+        # is the (presentation, bin, unit) view of them. It is wrapped before it is filled (in
+        # place), which spares xarray's checks a cache that the counting has just flushed.
+        by_unit = np.empty((ids.size, n_pres, n_edges - 1), dtype=out_dtype)
+        answer = xr.DataArray(
+            by_unit.transpose(1, 2, 0),
+            name="spike_rates" if rates else "spike_counts",
+            coords=coords,
+            dims=tuple(coords),
+            attrs={"units": "spikes/s"} if rates else {},
+        )
         try:
-            _kernels.bin_counts(flat, offs, domain, out, binarize=binarize, cap=cap)
+            _kernels.bin_counts(flat, offs, domain, by_unit, binarize=binarize, cap=cap)
         except _kernels.CountOverflow as overflow:
-            del out
+            del by_unit, answer
             if explicit:
                 raise ValueError(
                     f"a bin holds {overflow.count} spikes, more than dtype {out_dtype} can hold; "
@@ -162,19 +178,9 @@ def presentationwise_spike_counts(
         break
 
     if rates:
-        out /= widths[..., None] if widths.ndim == 2 else widths[None, :, None]
-
-    return xr.DataArray(
-        out,
-        name="spike_rates" if rates else "spike_counts",
-        coords={
-            "stimulus_presentation_id": pres,
-            "time_relative_to_stimulus_onset": bin_centers(edges),
-            "unit_id": ids,
-        },
-        dims=("stimulus_presentation_id", "time_relative_to_stimulus_onset", "unit_id"),
-        attrs={"units": "spikes/s"} if rates else {},
-    )
+        counts = answer.values  # the view of by_unit: divided in place
+        counts /= widths[..., None] if widths.ndim == 2 else widths[None, :, None]
+    return answer
 
 
 def _empty_spike_times_frame(pres_dtype: np.dtype, unit_dtype: np.dtype) -> pd.DataFrame:
