@@ -85,6 +85,24 @@ def test_spike_times_whole_read_equals_per_unit_reads(case):
         np.testing.assert_array_equal(flat[offsets[k] : offsets[k + 1]], per_unit[unit_id])
 
 
+def test_spike_times_of_selected_units_in_any_order(case):
+    session, _ = case
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", EcephysWarning)  # the invalid-interval notice, once per session
+        spike_times = session.spike_times
+        ids = spike_times.unit_ids
+        chosen = np.array([ids[-1], ids[0], ids[-1], ids[len(ids) // 2]])  # reversed, repeated
+        per_unit = [np.array(spike_times[u]) for u in chosen]
+    flat, bounds = spike_times.bounds(chosen)
+    copied, offsets = spike_times.flat(chosen)
+    for k, times in enumerate(per_unit):
+        np.testing.assert_array_equal(flat[bounds[k, 0] : bounds[k, 1]], times)
+        np.testing.assert_array_equal(copied[offsets[k] : offsets[k + 1]], times)
+    missing = int(ids.max()) + 1
+    with pytest.raises(KeyError, match=str(missing)):
+        spike_times.bounds(np.array([ids[0], missing]))
+
+
 def test_spike_amplitudes_cover_every_unit_as_in_allensdk(case):
     session, ref = case
     summary = pd.read_csv(ref / "spike_times_summary.csv", index_col="unit_id")

@@ -475,28 +475,33 @@ class EcephysSession(Exportable):
         return stimuli.screen_gaze_data(self._nwb.file, include_filtered_data=include_filtered_data)
 
     # -- spike analysis aligned to stimuli -------------------------------------------------
-    def _select(
-        self, table: pd.DataFrame, ids: object | None, what: str, columns: list[str] | None = None
-    ) -> pd.DataFrame:
-        """Rows of ``table`` for ``ids`` in the order given (all when None), only ``columns`` when
-        given (cheaper than whole rows of a wide table); clear error for unknown ids."""
-        if columns is not None:
-            table = table[columns]
-        if ids is None:
-            return table
+    def _positions(self, index: pd.Index, ids: object, what: str) -> np.ndarray:
+        """Positions of ``ids`` in ``index``, in the order given; clear error for unknown ids."""
         wanted = np.atleast_1d(np.asarray(ids))
-        positions = table.index.get_indexer(wanted)
+        positions = index.get_indexer(wanted)
         if bool(np.any(positions < 0)):
             unknown = pd.unique(wanted[positions < 0])
             raise UnknownIdError(
                 f"session {self.ecephys_session_id}: {len(unknown)} {what} id(s) not in session.{what}s "
                 f"(for example {unknown[:5].tolist()}); pick ids from its index"
             )
-        return table.iloc[positions]
+        return positions
+
+    def _select(
+        self, table: pd.DataFrame, ids: object | None, what: str, columns: list[str]
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """The index values and ``columns`` (as arrays) of the rows of ``table`` for ``ids``, in the
+        order given (all rows when None): only what an analysis uses, not whole rows of a wide table."""
+        if ids is None:
+            return table.index.to_numpy(), {c: table[c].to_numpy() for c in columns}
+        positions = self._positions(table.index, ids, what)
+        return table.index.to_numpy()[positions], {c: table[c].to_numpy()[positions] for c in columns}
 
     def _spike_arrays(self, unit_ids: object | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """All spike times (s), the selected units' (n, 2) bounds in them, and their ids (units order)."""
-        ids = self._select(self.units, unit_ids, "unit", columns=[]).index.to_numpy(dtype=np.int64)
+        ids = self.units.index.to_numpy(dtype=np.int64)
+        if unit_ids is not None:
+            ids = ids[self._positions(self.units.index, unit_ids, "unit")]
         self._warn_invalid_spikes_once()
         flat, bounds = self._spike_times.bounds(ids)
         self._check_spikes_sorted()
@@ -535,7 +540,7 @@ class EcephysSession(Exportable):
         in seconds relative to onset; bins are half-open ``[a, b)``; ``rates=True`` gives
         spikes/s. Overlapping windows are each counted in full (AllenSDK issue 813).
         """
-        presentations = self._select(
+        presentation_ids, columns = self._select(
             self._stimulus_tables.presentations,
             stimulus_presentation_ids,
             "stimulus_presentation",
@@ -547,8 +552,8 @@ class EcephysSession(Exportable):
             offsets,
             ids,
             bin_edges,
-            presentations.index.to_numpy(),
-            presentations["start_time"].to_numpy(dtype=np.float64),
+            presentation_ids,
+            columns["start_time"],
             binarize=binarize,
             dtype=dtype,
             large_bin_size_threshold=large_bin_size_threshold,
@@ -561,7 +566,7 @@ class EcephysSession(Exportable):
         self, stimulus_presentation_ids: object | None = None, unit_ids: object | None = None
     ) -> pd.DataFrame:
         """Each spike inside a presentation (start < t <= stop), indexed by ``spike_time`` (s)."""
-        presentations = self._select(
+        presentation_ids, columns = self._select(
             self._stimulus_tables.presentations,
             stimulus_presentation_ids,
             "stimulus_presentation",
@@ -572,9 +577,9 @@ class EcephysSession(Exportable):
             flat,
             offsets,
             ids,
-            presentations.index.to_numpy(),
-            presentations["start_time"].to_numpy(dtype=np.float64),
-            presentations["stop_time"].to_numpy(dtype=np.float64),
+            presentation_ids,
+            columns["start_time"],
+            columns["stop_time"],
             check_sorted=False,
         )
 
@@ -589,7 +594,7 @@ class EcephysSession(Exportable):
         Without ``unit_ids``, as in the AllenSDK, only units that spiked in the selected
         presentations are listed.
         """
-        presentations = self._select(
+        _, columns = self._select(
             self._stimulus_tables.presentations,
             stimulus_presentation_ids,
             "stimulus_presentation",
@@ -597,11 +602,7 @@ class EcephysSession(Exportable):
         )
         flat, offsets, ids = self._spike_arrays(unit_ids)
         counts = spikes.spike_counts_per_presentation(
-            flat,
-            offsets,
-            presentations["start_time"].to_numpy(dtype=np.float64),
-            presentations["stop_time"].to_numpy(dtype=np.float64),
-            check_sorted=False,
+            flat, offsets, columns["start_time"], columns["stop_time"], check_sorted=False
         )
         if unit_ids is None:
             spiked = counts.sum(axis=0) > 0
@@ -609,8 +610,8 @@ class EcephysSession(Exportable):
         return spikes.conditionwise_spike_statistics(
             counts,
             ids,
-            presentations["stimulus_condition_id"].to_numpy(),
-            durations=presentations["duration"].to_numpy(dtype=np.float64),
+            columns["stimulus_condition_id"],
+            durations=columns["duration"],
             use_rates=use_rates,
         )
 

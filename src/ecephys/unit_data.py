@@ -35,6 +35,11 @@ class UnitArrays(Mapping[int, np.ndarray]):
         self._row_of = {int(u): i for i, u in enumerate(file_unit_ids)}
         self._unit_ids = np.asarray(unit_ids, dtype=np.int64)
         self._keys = frozenset(int(u) for u in self._unit_ids)
+        # The keys sorted, with their rows in the file: a whole selection is looked up at once.
+        self._sorted_keys = np.unique(self._unit_ids)
+        self._sorted_rows = np.fromiter(
+            (self._row_of[int(u)] for u in self._sorted_keys), dtype=np.int64, count=len(self._sorted_keys)
+        )
 
     def __getitem__(self, unit_id: int) -> np.ndarray:
         key = int(unit_id)
@@ -81,10 +86,12 @@ class UnitArrays(Mapping[int, np.ndarray]):
         return self._slices_of(self._unit_ids)
 
     def _slices_of(self, unit_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        missing = [int(u) for u in unit_ids if int(u) not in self._keys]
-        if missing:
-            raise KeyError(missing[0])
-        rows = np.fromiter((self._row_of[int(u)] for u in unit_ids), dtype=np.int64, count=len(unit_ids))
+        wanted = np.asarray(unit_ids, dtype=np.int64).reshape(-1)
+        at = np.searchsorted(self._sorted_keys, wanted).clip(0, max(len(self._sorted_keys) - 1, 0))
+        found = self._sorted_keys[at] == wanted if len(self._sorted_keys) else np.zeros(len(wanted), bool)
+        if not bool(np.all(found)):
+            raise KeyError(int(wanted[np.argmin(found)]))
+        rows = self._sorted_rows[at]
         offsets = self._column.offsets
         return offsets[rows], offsets[rows + 1]
 
