@@ -23,10 +23,10 @@ with h5py into a ``nap.TsGroup`` and each task's onsets from
 for ``build_tensor``, a ``nap.IntervalSet`` of the windows. It then touches as much fresh
 memory as the spike arrays (a virtual machine's first touch of a page is not a tool's cost),
 runs each task once on two units and two presentations (imports, numba's compilation) and times
-each task without tracemalloc: the best of ``--repeat`` runs (the AllenSDK: ``--allensdk-repeat``),
-more for a fast task until 0.5 s are spent (at most 100, as ``timeit`` does), fewer once a task
-has used ``--budget`` seconds. pynapple is timed two
-ways: ``compute_perievent`` then ``count`` per unit (a ``TsGroup`` of shifted spike times per
+each task without tracemalloc: the best of ``--repeat`` runs (the AllenSDK:
+``--allensdk-repeat``), more for a fast task until 0.5 s are spent (at most 100, as ``timeit``
+does), fewer once a task has used ``--budget`` seconds. pynapple is timed two ways:
+``compute_perievent`` then ``count`` per unit (a ``TsGroup`` of shifted spike times per
 unit), and ``build_tensor`` (``count`` over an ``IntervalSet`` of the windows); both answers
 are turned into a (presentation, bin, unit) array inside the clock, as ecephys and the AllenSDK
 return one. The answers are compared afterwards. A second table splits each ecephys call into

@@ -153,8 +153,8 @@ def presentationwise_spike_counts(
     }
     while True:
         # Unit-major in memory: the kernels write each unit's counts front to back; the answer
-        # is the (presentation, bin, unit) view of them. It is wrapped before it is filled (in
-        # place), which spares xarray's checks a cache that the counting has just flushed.
+        # is the (presentation, bin, unit) view of them, wrapped before it is filled in place
+        # (xarray's checks then run while the caches are warm, not after the counting).
         by_unit = np.empty((ids.size, n_pres, n_edges - 1), dtype=out_dtype)
         answer = xr.DataArray(
             by_unit.transpose(1, 2, 0),
