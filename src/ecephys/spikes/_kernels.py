@@ -203,13 +203,15 @@ def compiled_kernels() -> ModuleType | None:
     except ImportError:
         return None
     spike_times, bounds, edges = np.array([0.25, 0.75]), np.array([[0, 2]]), np.array([[0.0, 0.5, 1.0]])
-    out = np.zeros((1, 1, 2), dtype=np.uint16)  # one unit, one window, two bins
-    try:
-        _compiled.bin_counts(spike_times, bounds, edges, out, binarize=False, cap=None)
+    counts = np.zeros((1, 1, 2), dtype=np.uint16)  # one unit, one window, two bins
+    binary = np.zeros((1, 1, 2), dtype=np.uint16)
+    try:  # both loops: the hot one (counts) and the general one (binarized)
+        _compiled.bin_counts(spike_times, bounds, edges, counts, binarize=False, cap=None)
+        _compiled.bin_counts(spike_times, bounds, edges, binary, binarize=True, cap=None)
     except Exception as err:  # numba's errors have no common base; any failure means "not here"
         log.warning("ecephys: the compiled spike-count kernel failed to build (%s); using numpy", err)
         return None
-    return _compiled if out.ravel().tolist() == [1, 1] else None
+    return _compiled if counts.ravel().tolist() == binary.ravel().tolist() == [1, 1] else None
 
 
 def bin_counts(
