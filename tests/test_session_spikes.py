@@ -107,6 +107,25 @@ def test_unknown_ids_are_named(case):
         session.presentationwise_spike_times([10**9])
 
 
+def test_ids_in_any_order_with_repeats_select_their_own_rows(case):
+    session, _ = case
+    units = session.units.index.to_numpy()
+    pres = session.stimulus_presentations.index.to_numpy()
+    pick_units = [units[-1], units[0], units[-1]]
+    pick_pres = [pres[3], pres[0], pres[3], pres[-1]]
+    edges = [0.0, 0.25, 0.5]
+    counts = session.presentationwise_spike_counts(edges, pick_pres, pick_units)
+    assert counts["stimulus_presentation_id"].values.tolist() == pick_pres
+    assert counts["unit_id"].values.tolist() == pick_units
+    for i, p in enumerate(pick_pres):  # every row equals the same presentation asked for alone
+        for k, u in enumerate(pick_units):
+            alone = session.presentationwise_spike_counts(edges, [p], [u])
+            np.testing.assert_array_equal(counts.values[i, :, k], alone.values[0, :, 0])
+    # float ids (as a table's column might hold them) find the same rows
+    as_float = session.presentationwise_spike_counts(edges, np.asarray(pick_pres, float), pick_units)
+    np.testing.assert_array_equal(as_float.values, counts.values)
+
+
 def test_unsorted_spike_times_in_the_file_are_reported_once_checked(tmp_path):
     import shutil
 
