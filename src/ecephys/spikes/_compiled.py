@@ -114,6 +114,20 @@ def _peak_run(flat, first, last, edges, e0, n_bins, inv_width, even):  # noqa: A
     return peak
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _open_window(flat, lo, end, starts, stops, inv_widths, slots, n_bins, out, unit_base, i):  # noqa: ANN001, ANN202
+    """Zero window ``i``'s bins in the unit's block and find its first spike.
+
+    Returns ``(base, first, stop, inv_width, e0)``: where its bins start in ``out``, the first
+    spike at or after its start, its last edge, bins per second, and its first edge in ``edges``.
+    """
+    base = _U(unit_base + slots[i])
+    for b in range(n_bins):
+        out[base + _U(b)] = 0
+    first = _skip_to(flat, starts[i], lo, end)
+    return base, first, stops[i], inv_widths[i], i * (n_bins + 1)
+
+
 # Two kernels: the hot case (even bins, windows that do not overlap, counts that cannot
 # overflow, not binarized) has a loop of its own, since the options of the general one cost
 # it about 15 % (more values live in the inner loop than registers hold).
@@ -126,11 +140,8 @@ def _count_unit_even_disjoint(flat, lo, end, edges, starts, stops, inv_widths, s
     n_windows = starts.shape[0]
     most = 0
     for i in range(n_windows):
-        base = _U(unit_base + slots[i])
-        for b in range(n_bins):
-            out[base + _U(b)] = 0
-        lo = _skip_to(flat, starts[i], lo, end)
-        stop, inv_width, e0 = stops[i], inv_widths[i], i * (n_bins + 1)
+        window = _open_window(flat, lo, end, starts, stops, inv_widths, slots, n_bins, out, unit_base, i)
+        base, lo, stop, inv_width, e0 = window
         previous = _U(n_bins)  # no bin
         run = 0
         j = lo
@@ -162,12 +173,9 @@ def _count_unit(flat, lo, end, edges, starts, stops, inv_widths, slots, n_bins, 
     ceiling, cap, even, disjoint = options
     peak = 0
     for i in range(starts.shape[0]):
-        base = _U(unit_base + slots[i])
-        for b in range(n_bins):
-            out[base + _U(b)] = 0
-        lo = _skip_to(flat, starts[i], lo, end)
-        stop, inv_width, e0 = stops[i], inv_widths[i], i * (n_bins + 1)
-        previous = _U(n_bins)
+        window = _open_window(flat, lo, end, starts, stops, inv_widths, slots, n_bins, out, unit_base, i)
+        base, lo, stop, inv_width, e0 = window
+        previous = _U(n_bins)  # no bin
         run = 0
         j = lo
         while j < end:
